@@ -1,0 +1,111 @@
+# The study, end to end:   make all            (embedded profile: CPU, no downloads)
+#                          make all PROFILE=paper DATA_ROOT=/path/to/datasets   (real CLIP + the 11 datasets, GPU)
+# The tests:               make test
+# Both create or update the project virtual environment (.venv) from requirements.txt when needed.
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
+
+PROFILE ?= embedded
+JOBS ?= 2
+DATA_ROOT ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ADAPTLIB := $(VENV)/bin/adaptlib
+STAMP := $(VENV)/.installed
+
+PROFILE_FILE := profiles/$(PROFILE).yaml
+RESULTS := results/$(PROFILE)
+FIGURES := figures/$(PROFILE)
+EXECUTED := notebooks/executed/$(PROFILE)
+NOTEBOOKS := $(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb)))
+EXECUTED_NOTEBOOKS := $(addprefix $(EXECUTED)/,$(addsuffix .ipynb,$(NOTEBOOKS)))
+BACKBONE := data/backbones/adaptlib-tiny-seed0/model.safetensors
+export ADAPTLIB_DATA_ROOT := $(DATA_ROOT)
+export TQDM_MININTERVAL ?= 5
+
+.PHONY: all venv test test-fast pretrain sweep results notebooks findings bench calibrate clean-results help
+
+help:
+	@echo "make all      run the study for PROFILE=$(PROFILE): sweep -> results table -> notebooks -> figures"
+	@echo "make test     unit tests and the notebooks (nbval, smoke parameters)"
+	@echo "make pretrain pretrain the embedded backbone (once; a few minutes on a CPU)"
+	@echo "make bench    speed and memory of every method on the embedded backbone"
+
+all: findings
+
+# ------------------------------------------------------------------------------------------------ environment
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -c "import torch, torchvision, open_clip; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'open_clip', open_clip.__version__)"
+	@touch $@
+
+venv: $(STAMP)
+
+# ------------------------------------------------------------------------------------------------ tests
+test: $(STAMP)
+	$(PY) -m pytest tests
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/[0-9]*.ipynb
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -x -q
+
+# ------------------------------------------------------------------------------------------------ the study
+# The embedded backbone is pretrained once; delete data/backbones to retrain it.
+$(BACKBONE): | $(STAMP)
+	$(ADAPTLIB) pretrain
+
+pretrain: $(BACKBONE)
+
+# Only the embedded profile needs the project's own backbone.
+SWEEP_NEEDS := $(if $(filter paper,$(PROFILE)),,$(BACKBONE))
+
+$(RESULTS)/.sweep.done: $(PROFILE_FILE) $(SWEEP_NEEDS) | $(STAMP)
+	$(ADAPTLIB) sweep $(PROFILE_FILE) --jobs $(JOBS) --results $(RESULTS) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	@touch $@
+
+sweep: $(RESULTS)/.sweep.done
+
+# The table is rewritten only when a result file changed and only if its content changed, so the notebooks rerun
+# only when the numbers they read did.
+RESULT_FILES := $(shell find $(RESULTS) -name '*.json' -not -path '*/_*' 2>/dev/null)
+$(RESULTS)/.collected: $(RESULTS)/.sweep.done $(RESULT_FILES)
+	$(ADAPTLIB) results --results $(RESULTS)
+	@touch $@
+
+$(RESULTS)/results.csv: $(RESULTS)/.collected ;
+
+results: $(RESULTS)/results.csv
+
+# Each notebook runs under papermill with the profile's parameters; its figures and tables are written to a
+# temporary folder and moved into place only when the notebook succeeds, so a failure leaves no stale figure.
+ANALYSIS_CODE := $(wildcard adaptlib/study/*.py adaptlib/analysis/*.py) adaptlib/reporting.py
+$(EXECUTED)/%.ipynb: notebooks/%.ipynb $(RESULTS)/results.csv $(PROFILE_FILE) $(ANALYSIS_CODE) | $(STAMP)
+	@mkdir -p $(EXECUTED) $(FIGURES)
+	@rm -rf $(FIGURES)/.tmp-$* $(EXECUTED)/$*.tmp.ipynb
+	$(PY) -m papermill --no-progress-bar --cwd notebooks $< $(EXECUTED)/$*.tmp.ipynb \
+		-p profile $(PROFILE) -p results_dir ../$(RESULTS) -p figures_dir ../$(FIGURES)/.tmp-$* \
+		-p run_missing False -p data_root "$(DATA_ROOT)" || { rm -rf $(FIGURES)/.tmp-$* $(FIGURES)/$*; exit 1; }
+	@rm -rf $(FIGURES)/$* && mv $(FIGURES)/.tmp-$* $(FIGURES)/$* && mv $(EXECUTED)/$*.tmp.ipynb $@
+
+notebooks: $(EXECUTED_NOTEBOOKS)
+
+# The verdicts of the notebooks, as Markdown; the embedded profile's also go into the README's findings section.
+$(FIGURES)/FINDINGS.md: $(EXECUTED_NOTEBOOKS) | $(STAMP)
+	$(ADAPTLIB) findings --figures $(FIGURES) --out $@ $(if $(filter embedded,$(PROFILE)),--readme README.md)
+
+findings: $(FIGURES)/FINDINGS.md
+
+# ------------------------------------------------------------------------------------------------ tools
+bench: $(BACKBONE) | $(STAMP)
+	$(PY) -m adaptlib.bench --out results/bench
+
+calibrate: $(BACKBONE) | $(STAMP)
+	$(PY) -m adaptlib.runs.calibrate profiles/embedded-calibration-input.json profiles/embedded-calibration.json
+
+clean-results:
+	rm -rf $(RESULTS) $(EXECUTED) $(FIGURES)

@@ -1,0 +1,208 @@
+"""The data check: is every benchmark where the readers expect it, and can every one of its images be opened?
+
+For each dataset it says found or missing, counts images per split and classes, and lists every problem (missing
+or unreadable images, classes without images, files the reader rejects) without stopping at the first one: a
+user fixing a data folder wants the whole list in one run. ``quick`` checks that image files exist; the default
+also opens each with PIL's ``verify()`` (reads headers and structure, does not decode every pixel).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from ..utils.names import unknown_name_error
+from .benchmarks import BENCHMARKS, load_benchmark
+from .benchmarks.base import DOCS
+from .dataset import ClassificationDataset, Sample
+
+MAX_STORED = 1000  # problems kept per dataset; every problem is counted
+BATCH = 4096
+
+
+@dataclass
+class DatasetReport:
+    """What the check found for one dataset."""
+
+    name: str
+    path: Path
+    found: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    num_classes: int | None = None
+    expected_classes: int | None = None
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    missing_images: int = 0
+    unreadable_images: int = 0
+
+    @property
+    def missing(self) -> bool:
+        return not self.found
+
+    @property
+    def ok(self) -> bool:
+        return self.found and self.problem_count == 0
+
+    def add(self, problem: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_STORED:
+            self.problems.append(problem)
+
+
+def image_problem(path: Path, quick: bool) -> tuple[str, str] | None:
+    """None when the image is fine, else (kind, detail) with kind "missing" or "unreadable"."""
+    if not path.is_file():
+        return "missing", ""
+    if quick:
+        return None
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error...) for broken files
+        return "unreadable", f"{type(err).__name__}: {err}"
+    return None
+
+
+def _unique_samples(dataset: ClassificationDataset) -> list[tuple[str, Sample]]:
+    seen: set[str] = set()
+    out = []
+    for split, samples in dataset.splits.items():
+        for s in samples:
+            if s.key not in seen:
+                seen.add(s.key)
+                out.append((split, s))
+    return out
+
+
+def check_dataset(root: Path, name: str, quick: bool = False, workers: int | None = None) -> DatasetReport:
+    """Check one dataset; a reader error becomes a problem of the report, never an exception."""
+    info = BENCHMARKS[name]
+    path = Path(root) / info.folder
+    report = DatasetReport(name, path, found=path.is_dir(), expected_classes=info.num_classes)
+    if not report.found:
+        return report
+    try:
+        dataset = load_benchmark(name, root)
+    except (OSError, ValueError, KeyError) as err:
+        report.add(f"cannot read the dataset: {err}")
+        return report
+    report.counts = {s: len(v) for s, v in dataset.splits.items()}
+    report.num_classes = dataset.num_classes
+    for split, samples in dataset.splits.items():
+        present = {s.label for s in samples}
+        for label, classname in enumerate(dataset.classnames):
+            if label not in present:
+                report.add(f"class {classname!r} (label {label}) has no {split} images")
+    image_root = Path(dataset.info["image_root"])
+    items = _unique_samples(dataset)
+    workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # file I/O bound: threads overlap the reads
+        for start in range(0, len(items), BATCH):  # batches keep ImageNet's 1.3M pending checks out of memory
+            batch = items[start:start + BATCH]
+            results = pool.map(lambda item: image_problem(image_root / item[1].key, quick), batch)
+            for (split, sample), problem in zip(batch, results, strict=True):
+                if problem is not None:
+                    _record(report, image_root, split, sample, problem)
+    return report
+
+
+def _record(report: DatasetReport, image_root: Path, split: str, sample: Sample, problem: tuple[str, str]) -> None:
+    kind, detail = problem
+    if kind == "missing":
+        report.missing_images += 1
+    else:
+        report.unreadable_images += 1
+    where = f"{image_root / sample.key} ({split}, class {sample.classname!r})"
+    report.add(f"{kind} image {where}" + (f": {detail}" if detail else ""))
+
+
+def check_root(root: Path, names: list[str] | None = None, quick: bool = False,
+               workers: int | None = None) -> list[DatasetReport]:
+    """Check each of ``names`` (default: every benchmark) under the data root ``root``."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist or is not a folder: pass the folder that holds "
+                                f"the dataset folders ({DOCS})")
+    names = list(BENCHMARKS) if names is None else list(names)
+    for name in names:
+        if name not in BENCHMARKS:
+            raise unknown_name_error("benchmark dataset", name, BENCHMARKS)
+    return [check_dataset(root, name, quick, workers) for name in names]
+
+
+def _status(r: DatasetReport) -> str:
+    return "missing" if r.missing else ("ok" if r.ok else "PROBLEMS")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def format_report(reports: Iterable[DatasetReport], max_problems: int = 10) -> str:
+    """A table (one row per dataset), then each dataset's problems: at most ``max_problems`` lines, all counted."""
+    reports = list(reports)
+    header = ("dataset", "status", "classes", "train", "val", "test", "problems")
+    rows = [header]
+    for r in reports:
+        classes = "-" if r.num_classes is None else f"{r.num_classes}/{r.expected_classes}"
+        counts = [str(r.counts[s]) if s in r.counts else "-" for s in ("train", "val", "test")]
+        rows.append((r.name, _status(r), classes, *counts, str(r.problem_count)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:  # names and status left-aligned, numbers right-aligned
+        cells = zip(row, widths, strict=True)
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(cells)).rstrip()
+
+    lines = [line(row) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    missing = [r for r in reports if r.missing]
+    if missing:
+        lines.append(f"\nnot found ({DOCS} says how to get each):")
+        lines += [f"  - {r.name}: expected the folder {r.path}" for r in missing]
+    for r in reports:
+        if r.found and r.problem_count:
+            kinds = [_plural(n, k) for n, k in ((r.missing_images, "missing image"),
+                                                (r.unreadable_images, "unreadable image")) if n]
+            lines.append(f"\n{r.name}: {_plural(r.problem_count, 'problem')}"
+                         + (f" ({', '.join(kinds)})" if kinds else ""))
+            lines += [f"  - {p}" for p in r.problems[:max_problems]]
+            if r.problem_count > max_problems:
+                lines.append(f"  ... and {r.problem_count - max_problems} more")
+    ready = sum(r.ok for r in reports)
+    lines.append(f"\n{ready} of {len(reports)} datasets ready.")
+    return "\n".join(lines)
+
+
+def exit_code(reports: Iterable[DatasetReport]) -> int:
+    """0 when every checked dataset is found and has no problem, else 1."""
+    return int(any(r.problem_count or r.missing for r in reports))
+
+
+def main_check(root: str, datasets: str | None, quick: bool) -> int:
+    """``adaptlib data check --root DIR [--quick] [--datasets a,b]``: print the report, return the exit status
+    (0 all ready, 1 missing datasets or problems, 2 bad arguments)."""
+    names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
+    try:
+        reports = check_root(Path(root), names, quick=quick)
+    except (FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_report(reports))
+    return exit_code(reports)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="check benchmark datasets under a data root")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--datasets", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--quick", action="store_true", help="check that images exist, do not open them")
+    args = parser.parse_args()
+    sys.exit(main_check(args.root, args.datasets, args.quick))

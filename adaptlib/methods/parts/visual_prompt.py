@@ -1,0 +1,46 @@
+"""Visual prompt tuning (VPT, Jia et al., ECCV 2022) in CLIP's image transformer, as the CLIP prompt-learning
+code does it (MaPLe/IVLP, APEX): learnable tokens appended after the patch tokens, before ``ln_pre`` and without
+positional embedding; shallow prompts are inserted once and carried through, deep prompts replace the previous
+layer's prompt outputs before every block. The CLS token is pooled as usual, so prompts act only through
+attention. Initialised N(0, 0.02) as in that code (the original VPT on plain ViTs puts the tokens right after CLS
+and initialises them xavier-uniform).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import Part, PartConfig
+
+
+@dataclass
+class VisualPromptConfig(PartConfig):
+    n_tokens: int = 8
+    deep: bool = True
+    layers: int | None = None  # deep prompts in the first `layers` blocks (default: all)
+    init_std: float = 0.02
+
+
+class VisualPrompt(Part):
+    name = "visual_prompt"
+    config_class = VisualPromptConfig
+    is_visual_prompt = True
+    modifies_image_encoder = True
+
+    def attach(self, model) -> None:
+        visual = model.clip.visual
+        width = visual.conv1.out_channels
+        n_layers = len(visual.transformer.resblocks)
+        depth = (self.config.layers or n_layers) if self.config.deep else 1
+        if not 1 <= depth <= n_layers:
+            raise ValueError(f"visual prompt layers={depth} must be within 1..{n_layers}")
+        self.tokens = nn.Parameter(torch.empty(depth, self.config.n_tokens, width).normal_(std=self.config.init_std))
+        self.enabled = True
+
+    def visual_tokens(self, layer: int) -> torch.Tensor | None:
+        if not self.enabled or layer >= self.tokens.shape[0]:
+            return None
+        return self.tokens[layer]

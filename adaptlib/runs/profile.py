@@ -1,0 +1,460 @@
+"""Sweep profiles: a YAML file that describes a grid of runs, expanded into ``RunSpec``s and checked up front.
+
+A profile holds (every key but ``methods`` optional)::
+
+    name: embedded
+    description: ...
+    backbone: adaptlib-tiny          # or  backbones: [{name: ViT-B-16, pretrained: openai, quick_gelu: true}, ...]
+    pretrained: embedded
+    quick_gelu: null
+    results: results/embedded        # the default results folder of `adaptlib sweep`
+    run_defaults: {crop_scale: [1, 1], train: {max_steps: 60}, feature_cache: true}
+    datasets: [shape, colour]        # the default grid of every setting and group
+    shots: [1, 4, 16]
+    seeds: [1, 2, 3]
+    methods:                         # label -> entry; the label names the method in tables
+      coop: {train: {lr: 0.002}}
+      clipfit@lambda=0: {method: clipfit, part_options: {text_regulariser: {weight: 0.0}}}
+      prompt+adapter: {method: hybrid, parts: [[coop_prompt, {}], [clip_adapter, {}]]}
+    settings:                        # few_shot | base_to_new | cross_dataset, each over the default grid
+      few_shot: {methods: [coop, ...]}
+      base_to_new: {shots: [16]}     # a setting's methods default to those of few_shot (else all)
+      cross_dataset: {datasets: [imagenet], eval_datasets: [imagenet_v2, ...]}
+    groups:                          # extra grids: a setting, methods (labels or inline entries), grid overrides
+      dials: {setting: few_shot, methods: [coop], datasets: ["shape@inter=0.3"], shots: [16], seeds: [1]}
+    cluster: {partition: gpu, gpus_per_node: 1, timeout_min: 240, array_parallelism: 32, runs_per_job: 4}
+
+A method entry may set ``method``, ``parts`` (hybrids), ``train``, ``part_options``, ``ensemble_alphas``,
+``save_state``, ``crop_scale`` and ``feature_cache``. Everything is validated before any run starts: unknown
+names get the nearest valid one, and shot counts are checked against the smallest class of each dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..utils.names import nearest, unknown_name_error
+from .spec import SETTINGS, RunSpec
+
+TOP_KEYS = ("name", "description", "backbone", "backbones", "pretrained", "quick_gelu", "results", "run_defaults",
+            "datasets", "shots", "seeds", "methods", "settings", "groups", "cluster")
+ENTRY_KEYS = ("method", "parts", "train", "part_options", "ensemble_alphas", "save_state", "crop_scale",
+              "feature_cache")
+DEFAULT_KEYS = ("crop_scale", "train", "feature_cache")
+GRID_KEYS = ("methods", "datasets", "shots", "seeds", "eval_datasets")
+GROUP_KEYS = ("setting",) + GRID_KEYS
+CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
+                "runs_per_job", "account", "qos", "constraint")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be run; the message names the file, the place in it and what to do."""
+
+
+@dataclass(frozen=True)
+class BackboneChoice:
+    name: str
+    pretrained: str | None
+    quick_gelu: bool | None = None
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One method of a profile: its label in tables and the RunSpec fields it sets."""
+
+    label: str
+    method: str
+    fields: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass
+class Grid:
+    """One setting or group: which methods run on which datasets, shots and seeds."""
+
+    name: str
+    setting: str
+    methods: list[MethodEntry]
+    datasets: list[str]
+    shots: list[int]
+    seeds: list[int]
+    eval_datasets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Profile:
+    name: str
+    path: Path | None
+    description: str
+    backbones: list[BackboneChoice]
+    datasets: list[str]
+    shots: list[int]
+    seeds: list[int]
+    methods: dict[str, MethodEntry]
+    grids: list[Grid]
+    run_defaults: dict
+    results: str | None
+    cluster: dict
+
+    def method_spec(self, label: str, dataset: str, shots: int, seed: int, setting: str = "few_shot",
+                    backbone: BackboneChoice | None = None, eval_datasets: tuple[str, ...] = (),
+                    entry: MethodEntry | None = None) -> RunSpec:
+        """The RunSpec of method ``label`` of this profile on one dataset, shot count and seed."""
+        if entry is None:
+            if label not in self.methods:
+                raise unknown_name_error(f"method label of profile {self.name!r}", label, self.methods)
+            entry = self.methods[label]
+        bb = backbone or self.backbones[0]
+        values: dict[str, Any] = {k: v for k, v in self.run_defaults.items() if k != "train"}
+        values.update({k: v for k, v in entry.fields.items() if k != "train"})
+        train = {**self.run_defaults.get("train", {}), **entry.fields.get("train", {})}
+        if "crop_scale" in values and values["crop_scale"] is not None:
+            values["crop_scale"] = tuple(float(x) for x in values["crop_scale"])
+        if "hybrid_parts" in values:
+            values["hybrid_parts"] = tuple((n, o) for n, o in values["hybrid_parts"])
+        return RunSpec(method=entry.method, dataset=dataset, shots=int(shots), seed=int(seed), setting=setting,
+                       backbone=bb.name, pretrained=bb.pretrained, quick_gelu=bb.quick_gelu, train=train,
+                       eval_datasets=tuple(eval_datasets), label="" if entry.label == entry.method else entry.label,
+                       **values)
+
+    def expand(self) -> list[RunSpec]:
+        """Every run of the profile, each once (a run named by two grids is one run), in profile order."""
+        seen: dict[str, RunSpec] = {}
+        for grid in self.grids:
+            for bb in self.backbones:
+                for entry in grid.methods:
+                    for dataset in grid.datasets:
+                        for shots in grid.shots:
+                            for seed in grid.seeds:
+                                spec = self.method_spec(entry.label, dataset, shots, seed, grid.setting, bb,
+                                                        tuple(grid.eval_datasets), entry)
+                                seen.setdefault(spec.key(), spec)
+        return list(seen.values())
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load_profile(path: str | os.PathLike, data_root: str | None = None, check_data: bool = False) -> Profile:
+    """Read and validate a profile file. ``check_data`` also checks shot counts against the data (benchmarks
+    need ``data_root`` for that) and that the backbone weights can be found, as a sweep does before it starts."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ProfileError(f"profile file {path} does not exist; profiles live in profiles/ "
+                           f"({', '.join(sorted(p.stem for p in path.parent.glob('*.yaml'))) or 'none here'})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ProfileError(f"profile {path} is not valid YAML: {err}") from None
+    profile = parse_profile(raw, path)
+    if check_data:
+        check_profile_data(profile, data_root)
+    return profile
+
+
+def parse_profile(raw: Any, path: Path | None = None) -> Profile:
+    where = f"profile {path}" if path else "profile"
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where} must be a mapping of keys ({', '.join(TOP_KEYS)}), got {type(raw).__name__}")
+    _check_keys(raw, TOP_KEYS, where)
+    backbones = _backbones(raw, where)
+    datasets = _names(raw.get("datasets", []), f"{where}: datasets")
+    shots = _ints(raw.get("shots", [16]), f"{where}: shots", minimum=1)
+    seeds = _ints(raw.get("seeds", [1]), f"{where}: seeds", minimum=0)
+    defaults = raw.get("run_defaults") or {}
+    _check_mapping(defaults, f"{where}: run_defaults")
+    _check_keys(defaults, DEFAULT_KEYS, f"{where}: run_defaults")
+    if "train" in defaults:
+        _check_mapping(defaults["train"], f"{where}: run_defaults.train")
+    methods_raw = raw.get("methods")
+    if not isinstance(methods_raw, dict) or not methods_raw:
+        raise ProfileError(f"{where} needs 'methods': a mapping of method labels to entries, e.g. "
+                           f"'methods: {{coop: {{}}, zeroshot: {{}}}}'")
+    methods = {str(label): _entry(str(label), e, f"{where}: methods.{label}") for label, e in methods_raw.items()}
+    grids = []
+    settings = raw.get("settings") or {}
+    _check_mapping(settings, f"{where}: settings")
+    few_shot = settings.get("few_shot") or {}
+    default_methods = few_shot.get("methods", list(methods)) if isinstance(few_shot, dict) else list(methods)
+    for setting, body in settings.items():
+        if setting not in SETTINGS:
+            raise _unknown(f"{where}: settings: unknown setting", setting, SETTINGS)
+        body = body or {}
+        _check_mapping(body, f"{where}: settings.{setting}")
+        _check_keys(body, GRID_KEYS, f"{where}: settings.{setting}")
+        grids.append(_grid(setting, setting, body.get("methods", default_methods), body, methods, datasets, shots,
+                           seeds, f"{where}: settings.{setting}"))
+    groups = raw.get("groups") or {}
+    _check_mapping(groups, f"{where}: groups")
+    for name, body in groups.items():
+        _check_mapping(body, f"{where}: groups.{name}")
+        _check_keys(body, GROUP_KEYS, f"{where}: groups.{name}")
+        setting = body.get("setting", "few_shot")
+        if setting not in SETTINGS:
+            raise _unknown(f"{where}: groups.{name}: unknown setting", setting, SETTINGS)
+        if "methods" not in body:
+            raise ProfileError(f"{where}: groups.{name} needs 'methods' (labels of 'methods' or inline entries)")
+        grids.append(_grid(str(name), setting, body["methods"], body, methods, datasets, shots, seeds,
+                           f"{where}: groups.{name}"))
+    if not grids:
+        raise ProfileError(f"{where} runs nothing: add 'settings' (few_shot, base_to_new, cross_dataset) or 'groups'")
+    cluster = raw.get("cluster") or {}
+    _check_mapping(cluster, f"{where}: cluster")
+    _check_keys(cluster, CLUSTER_KEYS, f"{where}: cluster")
+    profile = Profile(name=str(raw.get("name") or (path.stem if path else "profile")), path=path,
+                      description=str(raw.get("description", "")), backbones=backbones, datasets=datasets,
+                      shots=shots, seeds=seeds, methods=methods, grids=grids, run_defaults=defaults,
+                      results=raw.get("results"), cluster=cluster)
+    _check_names(profile, where)
+    return profile
+
+
+def _unknown(prefix: str, name: str, valid) -> ProfileError:
+    guess = nearest(str(name), valid)
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    return ProfileError(f"{prefix} {name!r}.{hint} Valid: {', '.join(sorted(valid))}")
+
+
+def _check_mapping(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where} must be a mapping, got {type(value).__name__} ({value!r})")
+
+
+def _check_keys(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise _unknown(f"{where}: unknown key", key, allowed)
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProfileError(f"{where} must be a list of names, got {value!r}")
+    return list(value)
+
+
+def _ints(value: Any, where: str, minimum: int) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+                                              for v in value):
+        raise ProfileError(f"{where} must be a list of integers >= {minimum}, got {value!r}")
+    return list(value)
+
+
+def _backbones(raw: dict, where: str) -> list[BackboneChoice]:
+    if "backbones" in raw:
+        if "backbone" in raw:
+            raise ProfileError(f"{where} sets both 'backbone' and 'backbones': keep one")
+        items = raw["backbones"]
+        if not isinstance(items, list) or not items:
+            raise ProfileError(f"{where}: backbones must be a non-empty list of {{name, pretrained, quick_gelu}}")
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                item = {"name": item}
+            _check_mapping(item, f"{where}: backbones[{i}]")
+            _check_keys(item, ("name", "pretrained", "quick_gelu"), f"{where}: backbones[{i}]")
+            if "name" not in item:
+                raise ProfileError(f"{where}: backbones[{i}] needs a 'name' (an open_clip model name)")
+            out.append(BackboneChoice(str(item["name"]), _pretrained(item.get("pretrained")),
+                                      item.get("quick_gelu")))
+        return out
+    return [BackboneChoice(str(raw.get("backbone", "adaptlib-tiny")), _pretrained(raw.get("pretrained", "embedded")),
+                           raw.get("quick_gelu"))]
+
+
+def _pretrained(value: Any) -> str | None:
+    return None if value in (None, "", "random", "none") else str(value)
+
+
+def _entry(label: str, body: Any, where: str) -> MethodEntry:
+    body = body or {}
+    _check_mapping(body, where)
+    _check_keys(body, ENTRY_KEYS, where)
+    method = str(body.get("method", label))
+    fields: dict[str, Any] = {}
+    for key in ("train", "part_options"):
+        if key in body:
+            _check_mapping(body[key], f"{where}.{key}")
+            fields[key] = dict(body[key])
+    if "parts" in body:
+        parts = []
+        for i, item in enumerate(body["parts"] or []):
+            if isinstance(item, str):
+                item = [item, {}]
+            if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1] or {}, dict)):
+                raise ProfileError(f"{where}.parts[{i}] must be [part name, {{options}}] or a part name, got {item!r}")
+            parts.append((item[0], dict(item[1] or {})))
+        fields["hybrid_parts"] = parts
+    if method == "hybrid" and not fields.get("hybrid_parts"):
+        raise ProfileError(f"{where}: method 'hybrid' needs 'parts', e.g. parts: [[coop_prompt, {{}}], [layernorm, {{}}]]")
+    if "ensemble_alphas" in body:
+        alphas = body["ensemble_alphas"]
+        if not isinstance(alphas, list) or not all(isinstance(a, (int, float)) and 0 <= a <= 1 for a in alphas):
+            raise ProfileError(f"{where}.ensemble_alphas must be a list of numbers in [0, 1], got {alphas!r}")
+        fields["ensemble_alphas"] = tuple(float(a) for a in alphas)
+    for key in ("save_state", "feature_cache"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise ProfileError(f"{where}.{key} must be true or false, got {body[key]!r}")
+            fields[key] = body[key]
+    if "crop_scale" in body:
+        fields["crop_scale"] = body["crop_scale"]
+    return MethodEntry(label, method, fields)
+
+
+def _grid(name: str, setting: str, methods: Any, body: dict, known: dict[str, MethodEntry], datasets: list[str],
+          shots: list[int], seeds: list[int], here: str) -> Grid:
+    if isinstance(methods, dict):
+        entries = [_entry(str(label), e, f"{here}.methods.{label}") for label, e in methods.items()]
+    elif isinstance(methods, list):
+        entries = []
+        for label in methods:
+            if label not in known:
+                raise _unknown(f"{here}.methods: unknown method label", label, known)
+            entries.append(known[label])
+    else:
+        raise ProfileError(f"{here}.methods must be a list of method labels or a mapping of inline entries")
+    grid_datasets = _names(body.get("datasets", datasets), f"{here}.datasets")
+    if not grid_datasets:
+        raise ProfileError(f"{here} has no datasets: set 'datasets' at the top of the profile or in it")
+    eval_datasets = _names(body.get("eval_datasets", []), f"{here}.eval_datasets")
+    if eval_datasets and setting != "cross_dataset":
+        raise ProfileError(f"{here}: eval_datasets only applies to the cross_dataset setting (got {setting!r})")
+    return Grid(name, setting, entries, grid_datasets, _ints(body.get("shots", shots), f"{here}.shots", 1),
+                _ints(body.get("seeds", seeds), f"{here}.seeds", 0), eval_datasets)
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def _check_names(profile: Profile, where: str) -> None:
+    """Method, part, option, dataset and backbone names, checked without loading any weights or data."""
+    import open_clip
+
+    from ..backbones import load as _  # noqa: F401  (registers the project's model configs with open_clip)
+    from ..data.registry import dataset_names, is_embedded
+    from ..methods import RECIPES
+    from ..methods.registry import build_part
+    from .run import recipe_for
+
+    models = open_clip.list_models()
+    for bb in profile.backbones:
+        if bb.name not in models:
+            raise _unknown(f"{where}: unknown backbone", bb.name, models)
+    valid_datasets = dataset_names()
+    for grid in profile.grids:
+        for ds in grid.datasets + grid.eval_datasets:
+            if is_embedded(ds):
+                from ..data.embedded import parse_task_name
+
+                try:
+                    parse_task_name(ds)
+                except ValueError as err:
+                    raise ProfileError(f"{where}: {grid.name}: dataset {ds!r}: {err}") from None
+            elif ds not in valid_datasets:
+                raise _unknown(f"{where}: {grid.name}: unknown dataset", ds, valid_datasets)
+    checked: set[int] = set()
+    first = profile.grids[0]
+    entries = [(first, e) for e in profile.methods.values()] + [(g, e) for g in profile.grids for e in g.methods]
+    for grid, entry in entries:
+        if id(entry) in checked:
+            continue
+        checked.add(id(entry))
+        here = f"{where}: {grid.name}: method {entry.label!r}" if entry.label not in profile.methods or \
+            profile.methods[entry.label] is not entry else f"{where}: methods.{entry.label}"
+        if entry.method != "hybrid" and entry.method not in RECIPES:
+            raise _unknown(f"{here}: unknown method", entry.method, list(RECIPES) + ["hybrid"])
+        spec = profile.method_spec(entry.label, grid.datasets[0], grid.shots[0], grid.seeds[0], grid.setting,
+                                   entry=entry)
+        try:
+            recipe = recipe_for(spec)
+            recipe.train_config(spec.setting, spec.dataset).with_overrides(spec.train_overrides())
+            overrides = spec.part_overrides()
+            parts = dict(recipe.part_options(spec.setting, spec.dataset))
+            unknown = set(overrides) - set(parts)
+            if unknown:
+                raise ValueError(f"part_options names parts {sorted(unknown)} that method {entry.method!r} "
+                                 f"does not have (its parts: {sorted(parts)})")
+            for name, options in parts.items():
+                build_part(name, {**options, **overrides.get(name, {})})
+        except (KeyError, ValueError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise ProfileError(f"{here}: {message}") from None
+
+
+def min_class_count(dataset: str, data_root: str | None) -> tuple[int, int, str]:
+    """(train, val, class) of the smallest class of ``dataset``: the most shots and validation shots it allows."""
+    from ..data.registry import get_dataset, is_embedded
+
+    if is_embedded(dataset):
+        from ..data.embedded import parse_task_name
+
+        spec = parse_task_name(dataset)
+        if spec.kind != "digits":
+            return spec.per_class[0], spec.per_class[1], spec.classes[0]
+    ds = get_dataset(dataset, data_root)
+    if ds.target_only:
+        return 0, 0, ""
+    counts = {}
+    for split in ("train", "val"):
+        per_class = [0] * ds.num_classes
+        for s in ds.split(split):
+            per_class[s.label] += 1
+        counts[split] = per_class
+    smallest = min(range(ds.num_classes), key=lambda c: counts["train"][c])
+    return counts["train"][smallest], min(counts["val"]), ds.classnames[smallest]
+
+
+def check_profile_data(profile: Profile, data_root: str | None) -> None:
+    """Shot counts against each dataset's smallest class, and the backbone weights, before any run starts."""
+    from ..backbones.load import BackboneUnavailableError, _resolve_embedded
+    from ..data.registry import is_embedded
+
+    for bb in profile.backbones:
+        if bb.pretrained and bb.pretrained.startswith("embedded"):
+            try:
+                _resolve_embedded(bb.name, bb.pretrained)
+            except BackboneUnavailableError as err:
+                raise ProfileError(f"profile {profile.path}: {err}") from None
+        elif bb.pretrained and ("/" in bb.pretrained or bb.pretrained.endswith((".pt", ".bin", ".safetensors"))):
+            if not Path(bb.pretrained).expanduser().is_file():
+                raise ProfileError(f"profile {profile.path}: checkpoint file {bb.pretrained} of backbone "
+                                   f"{bb.name!r} does not exist; fix 'pretrained' in the profile")
+    limits: dict[str, tuple[int, int, str]] = {}
+    for grid in profile.grids:
+        for ds in grid.datasets + grid.eval_datasets:
+            if ds in limits:
+                continue
+            if not is_embedded(ds) and not (data_root or os.environ.get("ADAPTLIB_DATA_ROOT")):
+                raise ProfileError(f"profile {profile.path}: dataset {ds!r} is a real benchmark: pass --data-root "
+                                   f"DIR (or DATA_ROOT=... to make); data/DATASETS.md says how to get it")
+            try:
+                limits[ds] = min_class_count(ds, data_root)
+            except (OSError, ValueError, KeyError) as err:
+                message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+                raise ProfileError(f"profile {profile.path}: dataset {ds!r}: {message}") from None
+        for ds in grid.datasets:
+            train, val, cls = limits[ds]
+            too_many = [k for k in grid.shots if k > train or min(k, 4) > val]
+            if too_many:
+                raise ProfileError(
+                    f"profile {profile.path}: {grid.name}: shots {too_many} on dataset {ds!r}: its smallest class "
+                    f"{cls!r} has {train} training and {val} validation images; use at most {train} shots")
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove a file can be written in it; else a clear error."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True):
+            pass
+    except OSError as err:
+        raise ProfileError(f"results directory {folder} is not writable ({err.strerror or err}): choose another "
+                           f"with --results DIR or fix its permissions") from None
+    return folder

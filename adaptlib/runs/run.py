@@ -1,0 +1,307 @@
+"""Execute one run: build the task and the method's model, fit, train, tune on val, evaluate, report.
+
+Settings: ``few_shot`` (train and test on all classes), ``base_to_new`` (train on the base half, test on base
+and on new classes), ``cross_dataset`` (train on the source, test on each of ``eval_datasets``, which includes
+domain generalisation to target-only ImageNet variants).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..backbones import load_backbone
+from ..data.protocol import FewShotTask, sample_few_shot, subsample_classes
+from ..data.registry import get_dataset
+from ..data.transforms import TransformConfig
+from ..methods import build_model, get_recipe, hybrid_recipe
+from ..methods.model import AdaptedCLIP, Batch
+from ..methods.parts.base import ClassesNotSupported, Part, TrainFeatures
+from ..training.data import FeatureBatches, ImageBatches
+from ..training.evaluate import accuracy, encode_adapted, predict
+from ..training.features import FeatureCache, frozen_features
+from ..training.loop import TrainLog, train
+from ..utils.atomic import atomic_save
+from ..utils.seeding import seed_everything
+from ..utils.versions import code_version, library_versions
+from .spec import RunSpec
+
+
+@dataclass
+class RunContext:
+    """Where and how runs execute; not part of a run's identity."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    cache: FeatureCache | None = None
+    threads: int | None = None
+    num_workers: int = 0
+    progress: bool = False
+    batch_size_eval: int = 256
+    evaluate_on: str = "test"  # "val": score the full validation split instead (hyper-parameter calibration)
+    state_dir: str | None = None  # where runs with save_state write their trained parameters
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
+
+
+def recipe_for(spec: RunSpec):
+    if spec.method == "hybrid":
+        if not spec.hybrid_parts:
+            raise ValueError("method 'hybrid' needs parts (e.g. --parts coop_prompt,clip_adapter,layernorm)")
+        return hybrid_recipe(spec.hybrid(), spec.method_label if spec.label else None)
+    return get_recipe(spec.method)
+
+
+@dataclass
+class Run:
+    """Everything one run works with, built once by ``Run.build``."""
+
+    spec: RunSpec
+    ctx: RunContext
+    device: torch.device
+    cache: FeatureCache
+    backbone: object
+    task: FewShotTask  # all classes
+    train_task: FewShotTask  # what the model trains on (the base half in base-to-new)
+    model: AdaptedCLIP
+    tf_cfg: TransformConfig
+    cached_mode: bool  # frozen image encoder: train and evaluate from cached features
+
+    @classmethod
+    def build(cls, spec: RunSpec, ctx: RunContext, recipe) -> "Run":
+        device = resolve_device(ctx.device)
+        cache = ctx.cache if ctx.cache is not None else FeatureCache()
+        if not spec.feature_cache:
+            cache = FeatureCache(None)
+        backbone = load_backbone(spec.backbone, spec.pretrained, device=device, quick_gelu=spec.quick_gelu, seed=0)
+        dataset = get_dataset(spec.dataset, ctx.data_root)
+        task = sample_few_shot(dataset, spec.shots, spec.seed)
+        train_task = subsample_classes(task, "base") if spec.setting == "base_to_new" else task
+        model = build_model(backbone, train_task.classnames, dataset.templates, recipe, spec.setting, spec.dataset,
+                            spec.part_overrides()).to(device)
+        tf_cfg = TransformConfig.for_backbone(backbone, crop_scale=spec.crop_scale or recipe.crop_scale)
+        return cls(spec, ctx, device, cache, backbone, task, train_task, model, tf_cfg,
+                   spec.feature_cache and not model.uses_image_encoder)
+
+    @property
+    def has_ensemble(self) -> bool:
+        return any(p.name == "adaptive_ensemble" for p in self.model.parts)
+
+    def frozen(self, task: FewShotTask, samples, split: str, views: int = 0) -> torch.Tensor:
+        return frozen_features(self.backbone, task, samples, split, self.tf_cfg, self.device, self.cache,
+                               views=views, seed=self.spec.seed, batch_size=self.ctx.batch_size_eval,
+                               num_workers=self.ctx.num_workers, progress=self.ctx.progress)
+
+    def labels(self, samples) -> torch.Tensor:
+        return torch.tensor([s.label for s in samples], dtype=torch.long)
+
+    # ------------------------------------------------------------------------------------------ fit and train
+    def fit_and_train(self, train_cfg) -> tuple[dict, TrainLog | None]:
+        spec, model, tt = self.spec, self.model, self.train_task
+        has_trainable = model.num_trainable() > 0
+        needs_fit = any(p.needs_training_features for p in model.parts)
+        views = None
+        if (self.cached_mode and has_trainable) or needs_fit:
+            views = self.frozen(tt, tt.train, f"train-{spec.shots}shot", views=train_cfg.views)
+        chosen: dict = {}
+        if needs_fit:
+            train_feats = TrainFeatures(views, self.frozen(tt, tt.train, f"train-{spec.shots}shot"),
+                                        self.labels(tt.train))
+            val_feats = TrainFeatures(None, self.frozen(tt, tt.val, f"val-{spec.shots}shot"), self.labels(tt.val))
+            for part in model.parts:
+                if part.needs_training_features:
+                    chosen[part.name] = part.fit(model, train_feats, val_feats)
+        if not has_trainable:
+            return chosen, None
+        total_steps = train_cfg.total_steps(spec.shots, len(tt.train), spec.dataset)
+        per_epoch = train_cfg.steps_per_epoch(len(tt.train))
+        torch.manual_seed(spec.seed)  # training draws never depend on what the feature cache held
+        if self.cached_mode:
+            batches = FeatureBatches(views, self.labels(tt.train), train_cfg.batch_size, spec.seed)
+        else:
+            batches = ImageBatches(tt, tt.train, self.tf_cfg, train_cfg.batch_size, spec.seed, self.ctx.num_workers,
+                                   encode_with=None if model.uses_image_encoder else model.clip, device=self.device)
+        log = train(model, batches, train_cfg, total_steps, per_epoch, self.device, progress=self.ctx.progress,
+                    desc=f"{spec.method_label} {spec.dataset} K={spec.shots}")
+        return chosen, log
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def features_for(self, task: FewShotTask, samples, split: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(frozen features, the adapted encoder's features) of ``samples``, each computed only if needed."""
+        frozen = self.frozen(task, samples, split)
+        encoded = None
+        if not self.cached_mode:
+            encoded = encode_adapted(self.model, task, samples, self.tf_cfg, self.device, self.ctx.batch_size_eval,
+                                     self.ctx.num_workers)
+        return frozen, encoded
+
+    def score(self, task: FewShotTask, samples, split: str, cache: dict | None = None) -> float:
+        key = (split, len(samples))
+        if cache is not None and key in cache:
+            frozen, encoded = cache[key]
+        else:
+            frozen, encoded = self.features_for(task, samples, split)
+            if cache is not None:
+                cache[key] = (frozen, encoded)
+        y = self.labels(samples)
+        return accuracy(predict(self.model, y, self.device, frozen=frozen, encoded=encoded), y)
+
+    def tune(self) -> dict:
+        """Hyper-parameters that parts choose on the few-shot validation set, never on test."""
+        tunable = [p for p in self.model.parts if type(p).tune_on_validation is not Part.tune_on_validation]
+        if not tunable:
+            return {}
+        tt = self.train_task
+        frozen, encoded = self.features_for(tt, tt.val, f"val-{self.spec.shots}shot")
+        y = self.labels(tt.val)
+
+        def evaluate_val() -> float:
+            return accuracy(predict(self.model, y, self.device, frozen=frozen, encoded=encoded), y)
+
+        @torch.no_grad()
+        def forward_val():
+            self.model.eval()
+            batch = Batch(labels=y, features=frozen, encoded=encoded).to(self.device)
+            return self.model(batch), y.to(self.device)
+
+        return {p.name: p.tune_on_validation(self.model, evaluate_val, forward_val) for p in tunable}
+
+    def evaluate(self, features_cache: dict) -> dict:
+        """Metrics of the setting with the model as it is configured now."""
+        spec, tt = self.spec, self.train_task
+        metrics: dict = {}
+        if spec.setting == "base_to_new":
+            self.model.set_classes(tt.classnames, tt.templates)
+            base = self.score(tt, tt.test, "test-base", features_cache)
+            new_task = subsample_classes(self.task, "new")
+            try:
+                self.model.set_classes(new_task.classnames, new_task.templates)
+                new = self.score(new_task, new_task.test, "test-new", features_cache)
+            except ClassesNotSupported as err:
+                new, metrics["new_note"] = None, str(err)
+            hm = 2 * base * new / (base + new) if new is not None and base + new > 0 else None
+            metrics.update({"base_accuracy": base, "new_accuracy": new, "hm": hm})
+        elif self.ctx.evaluate_on == "val":
+            self.model.set_classes(tt.classnames, tt.templates)
+            full_val = subsample_classes(sample_few_shot(tt.dataset, 0, spec.seed), tt.subset).val
+            metrics["val_accuracy"] = self.score(tt, full_val, "val-full", features_cache)
+        else:
+            self.model.set_classes(tt.classnames, tt.templates)
+            metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache)
+            for target in spec.eval_datasets:
+                metrics[f"accuracy@{target}"] = self.score_target(target)
+        return metrics
+
+    def score_target(self, target: str) -> float | None:
+        dataset = get_dataset(target, self.ctx.data_root)
+        try:
+            self.model.set_classes(dataset.classnames, dataset.templates)
+        except ClassesNotSupported:
+            return None
+        task = FewShotTask(dataset, list(dataset.classnames), [], [], dataset.split("test"), 0, 0)
+        return self.score(task, task.test, "test")
+
+    def ensemble_sweep(self, alphas: tuple[float, ...], features_cache: dict) -> dict:
+        """Metrics with the ensemble's alpha fixed to each value (no retraining: alpha acts at inference)."""
+        part = next(p for p in self.model.parts if p.name == "adaptive_ensemble")
+        original = part.config
+        out = {}
+        try:
+            for alpha in alphas:
+                part.config = replace(original, alpha=float(alpha))
+                for name, value in self.evaluate(features_cache).items():
+                    if isinstance(value, float):
+                        out[f"{name}@alpha={float(alpha):g}"] = value
+        finally:
+            part.config = original
+        return out
+
+    @torch.no_grad()
+    def representation_drift(self, features_cache: dict) -> dict:
+        """1 - mean cosine between the adapted and the frozen model's final features: class texts of the training
+        classes, and test images (the features the logits use)."""
+        tt, model = self.train_task, self.model
+        model.set_classes(tt.classnames, tt.templates)
+        key = ("test" if self.spec.setting != "base_to_new" else "test-base", len(tt.test))
+        frozen, encoded = features_cache.get(key) or self.features_for(tt, tt.test, key[0])
+        n = min(len(frozen), 512)
+        out = model(Batch(features=frozen[:n].to(self.device),
+                          encoded=encoded[:n].to(self.device) if encoded is not None else None))
+        text = out.text if out.text.dim() == 2 else None
+        drift = {"image_feature_drift": float(1 - (out.image * F.normalize(frozen[:n].to(out.image), dim=-1))
+                                              .sum(-1).mean())}
+        drift["text_feature_drift"] = float(1 - (text * out.zero_shot_text).sum(-1).mean()) \
+            if text is not None else None
+        return drift
+
+    def save_state(self) -> str | None:
+        if not (self.spec.save_state and self.ctx.state_dir):
+            return None
+        from safetensors.torch import save_file
+
+        path = Path(self.ctx.state_dir) / f"{self.spec.key()}.safetensors"
+        state = self.model.drift_state()
+        atomic_save(path, lambda tmp: save_file(state, str(tmp), metadata={"key": self.spec.key()}))
+        return str(path)
+
+
+def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
+    """Run ``spec`` and return its result record (config, metrics, training log, versions, wall time)."""
+    ctx = ctx or RunContext()
+    start = time.perf_counter()
+    if ctx.threads:
+        torch.set_num_threads(ctx.threads)
+    recipe = recipe_for(spec)
+    train_cfg = recipe.train_config(spec.setting, spec.dataset).with_overrides(spec.train_overrides())
+    seed_everything(spec.seed)
+    run = Run.build(spec, ctx, recipe)
+    chosen, log = run.fit_and_train(train_cfg)
+    for name, values in run.tune().items():
+        chosen.setdefault(name, {}).update(values)
+    features_cache: dict = {}
+    metrics = run.evaluate(features_cache)
+    if spec.ensemble_alphas and run.has_ensemble:
+        metrics.update(run.ensemble_sweep(spec.ensemble_alphas, features_cache))
+    if ctx.evaluate_on == "test":
+        metrics.update(run.representation_drift(features_cache))
+    state_file = run.save_state()
+    model = run.model
+    return {
+        "key": spec.key(),
+        "config": spec.to_dict(),
+        "config_hash": spec.config_hash(),
+        "recipe": {"parts": [[n, o] for n, o in recipe.part_options(spec.setting, spec.dataset)],
+                   "train": train_cfg.to_dict(), "paper": recipe.paper},
+        "metrics": metrics,
+        "chosen": chosen,
+        "train": log.to_dict() if log else {"steps": 0, "trainable_parameters": 0},
+        "trainable_parameters": model.num_trainable() + _fitted_parameters(model),
+        "data": {"train": len(run.train_task.train), "val": len(run.train_task.val),
+                 "test": len(run.train_task.test), "classes": run.train_task.num_classes,
+                 "feature_cache": run.cached_mode},
+        "state_file": state_file,
+        "code_version": code_version(),
+        "versions": library_versions(),
+        "device": device_description(run.device),
+        "wall_seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def _fitted_parameters(model) -> int:
+    """Parameters fitted in closed form rather than by gradients (the linear probe's C x (E + 1))."""
+    return sum(p.head.weight.numel() + p.head.bias.numel() for p in model.parts if p.name == "linear_head")

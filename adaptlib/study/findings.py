@@ -1,0 +1,93 @@
+"""The study's findings as Markdown, built from the verdicts the notebooks computed (never typed in).
+
+``adaptlib findings --figures figures/embedded --out figures/embedded/FINDINGS.md --readme README.md`` writes the
+findings file and replaces the README's block between the two ``findings`` markers with the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..utils.atomic import atomic_write_text
+
+START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+# The figures that carry each notebook's argument, in the order the README shows them.
+KEY_FIGURES = {
+    "01_main_results": ("few_shot_curves", "base_to_new"),
+    "02_transfer_difficulty": ("gain_vs_difficulty", "ensemble_alpha_sweep"),
+    "03_variance_and_hybrids": ("dial_winner", "hybrid_comparison"),
+    "04_drift": ("drift_per_layer", "regulariser"),
+}
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_value(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _part_line(part: dict) -> str:
+    if "supported" not in part:  # a summary record (main results): its numbers
+        return "\n".join(f"- {k.replace('_', ' ')}: {_value(v)}" for k, v in part.items())
+    mark = "supported" if str(part["supported"]).lower() == "true" else "not supported"
+    detail = part.get("evidence") or "; ".join(f"{k} {_value(v)}" for k, v in part.items()
+                                               if k not in ("claim", "supported"))
+    return f"- *{part['claim']}*: **{mark}**" + (f" ({detail})" if detail else "")
+
+
+def render(figures_dir: str | Path, relative_to: str | Path | None = None) -> str:
+    """Markdown of every notebook's verdict with its key figures; image links relative to ``relative_to``."""
+    figures_dir = Path(figures_dir)
+    base = Path(relative_to) if relative_to is not None else figures_dir
+    blocks = []
+    for folder in sorted(p for p in figures_dir.iterdir() if (p / "verdict.json").is_file()):
+        record = _load(folder / "verdict.json")
+        word = record["verdict"]
+        title = record["question"][0].upper() + record["question"][1:]
+        lines = [f"#### {title}: {'**' + word + '**' if word != 'summary' else 'headline numbers'}", ""]
+        if word != "summary":
+            lines += [f"Claim: {record['claim']}.", ""]
+        lines += [_part_line(p) for p in record["parts"]]
+        figures = [folder / f"{name}.png" for name in KEY_FIGURES.get(folder.name, ())]
+        links = [f"![{f.stem}]({os.path.relpath(f, base)})" for f in figures if f.is_file()]
+        if links:
+            lines += ["", " ".join(links)]
+        blocks.append("\n".join(lines))
+    if not blocks:
+        raise FileNotFoundError(f"no verdicts under {figures_dir}: run the notebooks first (make notebooks)")
+    profile = _load(next(figures_dir.glob("*/verdict.json")))["profile"]
+    head = f"Computed by `make all` on the **{profile}** profile from `{figures_dir}/*/verdict.json`."
+    return head + "\n\n" + "\n\n".join(blocks) + "\n"
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def update_readme(readme: str | Path, text: str) -> bool:
+    """Replace the README's findings block with ``text``; True if the README changed."""
+    readme = Path(readme)
+    content = readme.read_text()
+    if START not in content or END not in content:
+        raise ValueError(f"{readme} has no findings block: add the lines {START} and {END} where it should go")
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{text}{END}{tail}"
+    if new == content:
+        return False
+    atomic_write_text(readme, new)
+    return True
+
+
+def main_findings(figures: str, out: str, readme: str | None) -> int:
+    out_path = Path(out)
+    atomic_write_text(out_path, render(figures, out_path.parent))
+    print(f"findings -> {out_path}")
+    if readme:
+        changed = update_readme(readme, render(figures, Path(readme).parent))
+        print(f"README findings section {'updated' if changed else 'unchanged'}: {readme}")
+    return 0

@@ -1,0 +1,90 @@
+"""Training hyper-parameters of a recipe, with the per-shot epoch tables the papers use."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adamw", "adadelta")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a method trains. ``epochs`` maps shot counts to epochs (the nearest lower key applies);
+    ``iterations_per_shot`` (CLIP-LoRA: 500) replaces epochs by a step count of that many times K."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.002
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    batch_size: int = 32
+    epochs: dict[int, int] = field(default_factory=lambda: {1: 50, 2: 100, 4: 100, 8: 200, 16: 200})
+    imagenet_epochs: int | None = 50
+    iterations_per_shot: int | None = None
+    warmup_epochs: int = 1  # Dassl's constant warm-up: the first epoch(s) at warmup_lr
+    warmup_lr: float = 1e-5
+    scheduler: str = "cosine"  # cosine | constant
+    views: int = 10  # augmented views per training image in the feature cache (Tip-Adapter uses 10)
+    budget: float = 1.0  # scales epochs / iterations (profiles with a compute budget set it below 1)
+    max_steps: int | None = None  # caps the optimisation steps of a run (the schedule spans the capped run)
+    grad_clip: float | None = None
+    part_lr: dict[str, float] = field(default_factory=dict)  # per-part learning rates (hybrids)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            from ..utils.names import unknown_name_error
+
+            raise unknown_name_error("optimizer", self.optimizer, OPTIMIZERS)
+        if self.lr <= 0 or self.batch_size <= 0 or self.budget <= 0:
+            raise ValueError(f"lr, batch_size and budget must be positive (got {self.lr}, {self.batch_size}, "
+                             f"{self.budget})")
+
+    def epochs_for(self, shots: int, dataset: str = "") -> int:
+        if dataset.startswith("imagenet") and self.imagenet_epochs is not None:
+            base = self.imagenet_epochs
+        else:
+            keys = sorted(self.epochs)
+            eligible = [k for k in keys if k <= max(shots, keys[0])]
+            base = self.epochs[eligible[-1]]
+        return max(1, round(base * self.budget))
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Dassl's loader drops the last incomplete batch when there is at least one full batch."""
+        return max(1, n_train // self.batch_size) if n_train >= self.batch_size else 1
+
+    def total_steps(self, shots: int, n_train: int, dataset: str = "") -> int:
+        """Optimisation steps of a run: epochs x steps per epoch (or iterations x K), scaled, then capped."""
+        if self.iterations_per_shot:
+            steps = max(1, round(self.iterations_per_shot * max(shots, 1) * self.budget))
+        else:
+            steps = self.epochs_for(shots, dataset) * self.steps_per_epoch(n_train)
+        if self.max_steps is not None:
+            steps = min(steps, self.max_steps)
+        return steps
+
+    def with_overrides(self, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(values) - known)
+        if bad:
+            from ..utils.names import nearest
+
+            hint = "; ".join(f"{b!r}" + (f" (did you mean {nearest(b, known)!r}?)" if nearest(b, known) else "")
+                             for b in bad)
+            raise ValueError(f"unknown training option {hint}; options are {sorted(known)}")
+        values = dict(values)
+        if "epochs" in values and isinstance(values["epochs"], (int, float)):
+            values["epochs"] = {1: int(values["epochs"])}
+        if "epochs" in values:
+            values["epochs"] = {int(k): int(v) for k, v in dict(values["epochs"]).items()}
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        if "part_lr" in values:
+            values["part_lr"] = {str(k): float(v) for k, v in dict(values["part_lr"]).items()}
+        return replace(self, **values)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["epochs"] = {str(k): v for k, v in self.epochs.items()}
+        return d

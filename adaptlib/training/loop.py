@@ -1,0 +1,148 @@
+"""The one training loop of every method: optimiser, warm-up + cosine schedule, autocast, finite-loss guard.
+
+Only parameters with ``requires_grad`` train (the parts decided which); a method with none skips the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..methods.model import AdaptedCLIP, Batch
+from .config import TrainConfig
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite: the run stops and writes no result."""
+
+
+@dataclass
+class TrainLog:
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    trainable_parameters: int = 0
+    epoch_loss: list[float] = field(default_factory=list)
+    final_loss: float | None = None
+    examples_seen: int = 0
+
+    def to_dict(self) -> dict:
+        return {"epochs": self.epochs, "steps": self.steps, "seconds": round(self.seconds, 3),
+                "trainable_parameters": self.trainable_parameters, "epoch_loss": self.epoch_loss,
+                "final_loss": self.final_loss, "examples_seen": self.examples_seen}
+
+
+def parameter_groups(model: AdaptedCLIP, cfg: TrainConfig) -> list[dict]:
+    """One optimiser group per learning rate: ``cfg.part_lr`` gives a part its own (a hybrid's parts keep the
+    learning rates of the methods they come from); every other trainable parameter uses ``cfg.lr``."""
+    owner: dict[int, str] = {}
+    for part in model.parts:
+        for p in part.parameters():
+            owner[id(p)] = part.name
+        for name in getattr(part, "parameter_names", []):
+            owner[id(model.clip.get_parameter(name))] = part.name
+        for name, p in model.clip.named_parameters():  # modules a part inserted into the backbone (LoRA)
+            if part.name == "lora" and ".lora_" in name:
+                owner[id(p)] = part.name
+    unknown = set(cfg.part_lr) - {p.name for p in model.parts}
+    if unknown:
+        raise ValueError(f"part_lr names parts {sorted(unknown)} that this model does not have "
+                         f"({[p.name for p in model.parts]})")
+    groups: dict[float, list] = {}
+    for _, p in model.trainable_parameters():
+        lr = cfg.part_lr.get(owner.get(id(p), ""), cfg.lr)
+        groups.setdefault(lr, []).append(p)
+    return [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in sorted(groups.items())]
+
+
+def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return torch.optim.Adadelta(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg: TrainConfig, base_lr: float | None = None) -> float:
+    """Constant warm-up (Dassl: first epoch at 1e-5), then cosine decay to zero over the remaining steps."""
+    base = cfg.lr if base_lr is None else base_lr
+    warmup = min(cfg.warmup_epochs * steps_per_epoch, max(total_steps - 1, 0))
+    if step < warmup:
+        return cfg.warmup_lr
+    if cfg.scheduler == "constant":
+        return base
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return 0.5 * base * (1.0 + math.cos(math.pi * progress))
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA, full precision elsewhere (CPU autocast is slower and changes numbers)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], cfg: TrainConfig, total_steps: int,
+          steps_per_epoch: int, device: torch.device, progress: bool = False, desc: str = "train") -> TrainLog:
+    """Train ``model`` for ``total_steps`` steps, drawing batches from ``epoch_batches(epoch)`` epoch by epoch."""
+    from tqdm.auto import tqdm
+
+    params = [p for _, p in model.trainable_parameters()]
+    log = TrainLog(trainable_parameters=sum(p.numel() for p in params))
+    if not params:
+        return log
+    optimizer = build_optimizer(parameter_groups(model, cfg), cfg)
+    total = total_steps
+    epochs = -(-total // steps_per_epoch)
+    start = time.perf_counter()
+    step = 0
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    model.train()
+    model.clip.eval()  # the frozen backbone keeps eval-mode behaviour (no dropout in CLIP anyway)
+    for part in model.parts:
+        part.train()
+    try:
+        for epoch in range(epochs):
+            losses = []
+            for batch in epoch_batches(epoch):
+                if step >= total:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total, steps_per_epoch, cfg, group["base_lr"])
+                batch = batch.to(device)
+                with autocast_for(device):
+                    out = model(batch)
+                    loss, pieces = model.loss(out)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"training loss became {value} at epoch {epoch + 1}, step {step + 1} ({pieces}); the run "
+                        f"is stopped and no result is written. Lower the learning rate (lr={cfg.lr}) or check the "
+                        f"inputs.")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                losses.append(value)
+                log.examples_seen += len(batch)
+                step += 1
+                bar.update(1)
+            if losses:
+                log.epoch_loss.append(float(np.mean(losses)))
+            log.epochs = epoch + 1
+            if step >= total:
+                break
+    finally:
+        bar.close()
+        model.eval()
+    log.steps = step
+    log.seconds = time.perf_counter() - start
+    log.final_loss = log.epoch_loss[-1] if log.epoch_loss else None
+    return log

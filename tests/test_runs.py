@@ -1,0 +1,141 @@
+"""Running methods end to end on a tiny random CLIP: baselines, determinism, the CLI, failures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from adaptlib.cli import main
+from adaptlib.methods.parts.linear_head import LinearHeadConfig, search_c
+from adaptlib.runs.run import RunContext, execute
+from adaptlib.runs.spec import RunSpec
+from adaptlib.training.loop import NonFiniteLossError
+
+TINY = dict(backbone="adaptlib-test", pretrained=None)
+
+
+def spec(method, **kw):
+    base = dict(dataset="colour", shots=2, seed=1, crop_scale=(1.0, 1.0), train={"max_steps": 3}, **TINY)
+    base.update(kw)
+    return RunSpec(method, **base)
+
+
+def test_zero_shot_matches_manual_classifier():
+    from adaptlib.backbones import load_backbone
+    from adaptlib.backbones.images import encode_image_arrays
+    from adaptlib.backbones.text import zero_shot_classifier
+    from adaptlib.data.registry import get_dataset
+
+    result = execute(spec("zeroshot"))
+    bb = load_backbone("adaptlib-test", None)
+    ds = get_dataset("colour")
+    x = ds.info["arrays"]["test"]
+    y = np.array([s.label for s in ds.split("test")])
+    manual = float(((encode_image_arrays(bb, x) @ zero_shot_classifier(bb, ds.classnames, ds.templates).T)
+                    .argmax(1).numpy() == y).mean())
+    assert result["metrics"]["accuracy"] == pytest.approx(manual, abs=1e-6)
+    assert result["train"]["steps"] == 0 and result["trainable_parameters"] == 0
+
+
+def test_linear_probe_search_follows_clip():
+    g = np.random.default_rng(0)
+    centres = g.normal(size=(3, 8)) * 3
+    x = np.concatenate([centres[c] + g.normal(size=(10, 8)) for c in range(3)])
+    y = np.repeat(np.arange(3), 10)
+    c, acc, tried = search_c(x[::2], y[::2], x[1::2], y[1::2], LinearHeadConfig())
+    log_cs = [lc for lc, _ in tried]
+    assert {-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0} <= set(log_cs)  # the initial log grid
+    assert min(np.diff(sorted(log_cs))) == pytest.approx(0.125)  # refined to 8 steps per decade
+    assert acc >= 0.9 and 1e-6 <= c <= 1e6
+
+
+def test_linear_probe_run_beats_chance_on_a_separable_task():
+    result = execute(spec("linear_probe", shots=8))
+    assert result["metrics"]["accuracy"] > 2 / 8
+    assert result["trainable_parameters"] == 8 * 33  # C x (E + 1)
+    assert result["chosen"]["linear_head"]["C_tried"] >= 7
+
+
+@pytest.mark.parametrize("method", ["coop", "clip_adapter", "layernorm", "apex"])
+def test_a_seed_fixes_a_run(method):
+    a, b = execute(spec(method)), execute(spec(method))
+    assert a["metrics"] == b["metrics"] and a["train"]["epoch_loss"] == b["train"]["epoch_loss"]
+
+
+def test_results_do_not_depend_on_the_feature_cache_state():
+    first = execute(spec("coop"))  # fills the cache
+    second = execute(spec("coop"))  # reads it
+    assert first["metrics"] == second["metrics"]
+
+
+def test_base_to_new_reports_base_new_and_hm():
+    r = execute(spec("coop", setting="base_to_new"))
+    m = r["metrics"]
+    assert r["data"]["classes"] == 4
+    assert m["hm"] == pytest.approx(2 * m["base_accuracy"] * m["new_accuracy"] / (m["base_accuracy"] + m["new_accuracy"]))
+    lp = execute(spec("linear_probe", setting="base_to_new"))
+    assert lp["metrics"]["new_accuracy"] is None and "no weights" in lp["metrics"]["new_note"]
+
+
+def test_non_finite_loss_stops_the_run_and_writes_nothing(tmp_path, capsys):
+    bad = spec("clip_adapter", train={"lr": 1e30, "max_steps": 50, "warmup_epochs": 0})
+    with pytest.raises(NonFiniteLossError, match="no result is written"):
+        execute(bad)
+    code = main(["run", "--method", "clip_adapter", "--dataset", "colour", "--shots", "2", "--backbone",
+                 "adaptlib-test", "--pretrained", "random", "--train", "lr=1e30", "--train", "max_steps=50",
+                 "--train", "warmup_epochs=0", "--crop-scale", "1,1", "--results", str(tmp_path / "res"), "--quiet"])
+    assert code != 0 and not any((tmp_path / "res").rglob("*.json"))
+    assert "loss became" in capsys.readouterr().err
+
+
+def test_cli_run_prints_accuracy_and_writes_one_result_file(tmp_path, capsys):
+    code = main(["run", "--method", "zeroshot", "--dataset", "colour", "--shots", "2", "--seed", "1", "--backbone",
+                 "adaptlib-test", "--pretrained", "random", "--results", str(tmp_path / "res"), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "result file" in out
+    files = list((tmp_path / "res").rglob("*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    assert record["config"]["method"] == "zeroshot" and "torch" in record["versions"]
+    assert record["wall_seconds"] > 0 and 0 <= record["metrics"]["accuracy"] <= 1
+
+
+def test_cli_hybrid_from_parts_and_config(tmp_path, capsys):
+    cfg = tmp_path / "hybrid.yaml"
+    cfg.write_text("method: hybrid\nlabel: prompt+adapter\nparts:\n  - [coop_prompt, {n_ctx: 4}]\n"
+                   "  - [clip_adapter, {ratio: 0.5}]\ntrain: {max_steps: 2}\n")
+    args = ["--dataset", "colour", "--shots", "2", "--backbone", "adaptlib-test", "--pretrained", "random",
+            "--results", str(tmp_path / "res"), "--quiet", "--crop-scale", "1,1"]
+    assert main(["run", "--method", "hybrid", "--config", str(cfg), *args]) == 0
+    assert main(["run", "--method", "hybrid", "--parts", "coop_prompt:n_ctx=4,layernorm:tower=image",
+                 "--train", "max_steps=2", *args]) == 0
+    records = [json.loads(p.read_text()) for p in (tmp_path / "res").rglob("*.json")]
+    assert sorted(r["config"]["label"] for r in records) == ["", "prompt+adapter"]
+    parts = sorted(tuple(p[0] for p in r["recipe"]["parts"]) for r in records)
+    assert parts == [("coop_prompt", "clip_adapter"), ("coop_prompt", "layernorm")]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "copo"], "Did you mean 'coop'"),
+    (["--dataset", "colours"], "Did you mean 'colour'"),
+    (["--shots", "99"], "fewer than the 99 requested"),
+    (["--setting", "few-shot"], "Did you mean 'few_shot'"),
+])
+def test_cli_errors_are_clear(tmp_path, capsys, argv, message):
+    base = {"--method": "zeroshot", "--dataset": "colour", "--shots": "2", "--setting": "few_shot"}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        base[flag] = value
+    args = [x for kv in base.items() for x in kv]
+    code = main(["run", *args, "--backbone", "adaptlib-test", "--pretrained", "random", "--quiet",
+                 "--results", str(tmp_path / "res")])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
+def test_params_command(capsys):
+    assert main(["params", "--method", "coop", "--backbone", "adaptlib-test"]) == 0
+    assert "512 trainable parameters" in capsys.readouterr().out  # 16 context vectors x width 32
