@@ -156,6 +156,7 @@ def test_invalid_result_files_are_detected_and_redone(tmp_path):
     assert summary.ran == 4 and summary.already_done == RUNS - 4 and summary.failed == 0
     assert len(list((results / "_invalid").rglob("*.json"))) == 4
     assert table_text(results) == reference
+    print(f"corrupted 4 result files of {RUNS}: {len(summary.invalid)} reported, 4 moved aside, {summary.ran} redone")
 
 
 def test_results_command_reports_invalid_files_and_leaves_them_out(tmp_path, capsys):
@@ -227,6 +228,7 @@ def test_two_sweeps_on_one_store_do_each_run_once(tmp_path):
     ran = [int(out.split(" ran,")[0].rsplit(" ", 1)[-1]) for out in outputs]
     assert sum(ran) == RUNS and min(ran) > 0, outputs  # both did work, none twice
     assert table_text(shared) == table_text(reference_dir)
+    print(f"two sweeps on one store: {ran[0]} + {ran[1]} runs of {RUNS}, each finished once")
 
 
 def test_submitit_local_executor_runs_the_same_sweep(tmp_path):

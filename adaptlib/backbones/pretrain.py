@@ -172,8 +172,9 @@ def pretrain(cfg: PretrainConfig, out_path: Path | None = None, progress: bool =
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_save(out_path, lambda tmp: save_file(state, str(tmp), metadata={"model": cfg.model,
-                                                                           "seed": str(cfg.seed)}))
+    # one metadata key: safetensors writes several in hash-map order, so the file's bytes would vary between runs
+    meta = {"adaptlib": json.dumps({"model": cfg.model, "seed": cfg.seed}, sort_keys=True)}
+    atomic_save(out_path, lambda tmp: save_file(state, str(tmp), metadata=meta))
     write_model_card(card, out_path.parent)
     return card
 

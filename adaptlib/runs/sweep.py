@@ -94,13 +94,13 @@ def attempt(spec: RunSpec, opts: WorkerOptions, wait: bool, emit: Callable[[str,
             return None
         try:
             if valid_result(root, spec) is not None:
-                return _skip_events(Outcome(key, "done"), emit)
+                return _skipped(Outcome(key, "done"), emit)
         except InvalidResult as err:
             moved = quarantine(root, key)
             emit("invalid", key, {"message": f"{err} -> {moved}"})
         failure = read_failure(root, key)
         if failure and failure.get("sweep") == opts.sweep:  # failed once in this sweep: do not retry now
-            return _skip_events(Outcome(key, "failed", error=failure.get("error")), emit)
+            return _skipped(Outcome(key, "failed", error=failure.get("error")), emit)
         emit("start", key, {})
         journal(root, "start", key, opts.sweep)
         start = time.perf_counter()
@@ -132,25 +132,25 @@ def work(spec_dicts: list[dict], opts: WorkerOptions, emit: Callable[[str, str, 
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(opts.threads)
-    threadpool_limits(opts.threads)  # numpy/scipy BLAS too: oversubscribed cores slow small fits down many times
     emit = emit or (lambda event, key, info: None)
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
     outcomes, busy = [], []
-    for spec in specs:
-        outcome = attempt(spec, opts, wait=False, emit=emit)
-        if outcome is None:
-            busy.append(spec)
-        else:
-            outcomes.append(outcome)
-    for spec in busy:  # held by another worker: wait for it, then it is done (or redo it if its holder died)
-        outcomes.append(attempt(spec, opts, wait=True, emit=emit))
+    # numpy/scipy BLAS too: oversubscribed cores slow the small fits of a run down many times
+    with threadpool_limits(opts.threads):
+        for spec in specs:
+            outcome = attempt(spec, opts, wait=False, emit=emit)
+            if outcome is None:
+                busy.append(spec)
+            else:
+                outcomes.append(outcome)
+        for spec in busy:  # held by another worker: wait for it, then it is done (or redo it if its holder died)
+            outcomes.append(attempt(spec, opts, wait=True, emit=emit))
     return outcomes
 
 
-def _skip_events(outcome: Outcome | None, emit: Callable[[str, str, dict], None]) -> Outcome | None:
-    """Tell the parent about runs this worker did not run (done by another process, or failed earlier)."""
-    if outcome is not None and outcome.seconds == 0.0 and outcome.status in ("done", "failed"):
-        emit("skip", outcome.key, {"status": outcome.status, "error": outcome.error})
+def _skipped(outcome: Outcome, emit: Callable[[str, str, dict], None]) -> Outcome:
+    """Tell the parent about a run this worker did not run (done by another process, or failed in this sweep)."""
+    emit("skip", outcome.key, {"status": outcome.status, "error": outcome.error})
     return outcome
 
 

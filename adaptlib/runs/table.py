@@ -8,7 +8,6 @@ one give byte-identical tables. Rows are sorted by key. Invalid files are report
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -39,8 +38,7 @@ def flatten(record: dict, root: Path) -> tuple[dict, dict]:
     row["train_steps"] = record.get("train", {}).get("steps")
     row.update({f"data_{k}": v for k, v in record.get("data", {}).items()})
     row["chosen"] = _json(record.get("chosen", {}))
-    state = record.get("state_file")
-    row["state_file"] = str((root / state).resolve()) if state and not os.path.isabs(state) else state
+    row["state_file"] = record.get("state_file")  # relative to the store; study.tables.load_results resolves it
     for name, value in sorted(record["metrics"].items()):
         row[name] = value
     train = record.get("train", {})

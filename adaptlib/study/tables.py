@@ -29,6 +29,8 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     if df.empty:
         raise FileNotFoundError(f"no results under {results_dir}: run the sweep first (make sweep, or adaptlib sweep)")
     df = df.copy()
+    if "state_file" in df.columns:  # stored relative to the results folder, wherever that is now
+        df["state_file"] = [str((results_dir / p).resolve()) if isinstance(p, str) else p for p in df["state_file"]]
     df["task"] = df["dataset"].astype(str).str.split("@").str[0]
     df["dialled"] = df["dataset"].astype(str).str.contains("@")
     return df
