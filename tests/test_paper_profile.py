@@ -48,13 +48,15 @@ def tiny_paper_profile(tmp_path: Path) -> Path:
     raw = yaml.safe_load((REPO_ROOT / "profiles" / "paper.yaml").read_text())
     raw.update(name="paper-fixture", pretrained="random", quick_gelu=True, datasets=["imagenet", "dtd"], shots=[1],
                seeds=[1], run_defaults={"train": {"max_steps": 1, "batch_size": 2}})
-    raw["settings"]["few_shot"]["methods"] = ["coop", "apex"]  # cached features; the image encoder every step
+    # the methods the notebooks read: zero-shot and the linear probe (difficulty), CoOp, CLIP-Adapter and LayerNorm
+    # tuning (variance), CLIPFit (drift), APEX (the ensemble); cached features and the image encoder every step
+    raw["settings"]["few_shot"]["methods"] = ["linear_probe", "coop", "clip_adapter", "layernorm", "clipfit", "apex"]
     raw["settings"]["base_to_new"].update(datasets=["dtd"], shots=[1])
-    raw["settings"]["cross_dataset"]["shots"] = [1]
+    raw["settings"]["cross_dataset"].update(shots=[1], methods=["coop"])
     for group in raw["groups"].values():
-        group.update(shots=[1], seeds=[1], datasets=["dtd"])
+        group.update(shots=[1], seeds=[1])
         if isinstance(group["methods"], dict):
-            group["methods"] = dict(list(group["methods"].items())[:2])
+            group.update(datasets=["dtd"], methods=dict(list(group["methods"].items())[:2]))
     path = tmp_path / "paper-fixture.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -65,7 +67,7 @@ def test_paper_profile_runs_end_to_end_on_fixtures(tmp_path, data_root):
     profile = load_profile(profile_path)
     assert [g.setting for g in profile.grids[:3]] == ["few_shot", "base_to_new", "cross_dataset"]
     results = tmp_path / "results"
-    summary = run_sweep(profile, results=results, data_root=str(data_root), progress=False, threads=2)
+    summary = run_sweep(profile, results=results, data_root=str(data_root), progress=False, jobs=2)
     assert summary.ok, summary.report()
     df, problems = collect_with_problems(results)
     assert not problems and len(df) == summary.total == len(profile.expand())
@@ -74,9 +76,28 @@ def test_paper_profile_runs_end_to_end_on_fixtures(tmp_path, data_root):
     for variant in ("imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
         assert 0 <= cross[f"accuracy@{variant}"] <= 1
     b2n = df[df["setting"] == "base_to_new"]
-    assert b2n["base_accuracy"].notna().all() and b2n["new_accuracy"].notna().all() and len(b2n) >= 4
+    assert b2n["base_accuracy"].notna().all() and len(b2n) >= 4
+    assert b2n.loc[b2n["method"] != "linear_probe", "new_accuracy"].notna().all()  # a probe has no new classes
     assert df.loc[df["method"] == "apex", "trainable_parameters"].iloc[0] == 282_112
     assert df["state_file"].notna().sum() >= 2  # the drift group kept its trained parameters
+    run_notebooks(profile_path, results, data_root, tmp_path / "figures", tmp_path / "executed")
+
+
+def run_notebooks(profile_path: Path, results: Path, data_root: Path, figures: Path, executed: Path) -> None:
+    """What `make notebooks PROFILE=paper` does with these results: every notebook, then the findings."""
+    import papermill
+
+    from adaptlib.study.findings import render
+
+    executed.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        papermill.execute_notebook(
+            str(notebook), str(executed / notebook.name), cwd=str(REPO_ROOT / "notebooks"), progress_bar=False,
+            parameters={"profile": str(profile_path), "results_dir": str(results), "data_root": str(data_root),
+                        "figures_dir": str(figures / notebook.stem), "run_missing": False})
+        assert (figures / notebook.stem / "verdict.json").is_file()
+    findings = render(figures)
+    assert "paper-fixture" in findings and findings.count("####") == 4
 
 
 def test_paper_profile_needs_a_data_root(tmp_path, monkeypatch, capsys):

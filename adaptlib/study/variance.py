@@ -53,7 +53,8 @@ def task_structures(backbone, datasets: list[str], split: str = "train", shots: 
 
     rows = {}
     for name in datasets:
-        task = sample_few_shot(get_dataset(name, data_root), shots, seed)
+        # the test split needs no few-shot sample (a class may have fewer training images than ``shots``)
+        task = sample_few_shot(get_dataset(name, data_root), shots if split == "train" else 0, seed)
         samples = task.train if split == "train" else task.test
         rows[name] = structure_of(backbone, task, samples)
     return pd.DataFrame(rows).T
@@ -119,20 +120,25 @@ def hybrid_rule(structure: pd.DataFrame) -> pd.DataFrame:
 
 
 def hybrid_comparison(df: pd.DataFrame, rule: pd.DataFrame, shots: int = 16) -> pd.DataFrame:
-    """Mean accuracy over tasks (%) of each single method, each fixed hybrid, and the rule's choices."""
+    """Accuracy per task (%) of each single method, each fixed hybrid, and the rule's choice, on the tasks where
+    the rule's choice was run and with the methods run on all of them, so every column averages the same tasks."""
     candidates = list(THREE) + ["prompt+adapter", "prompt+ln", "adapter+ln", "prompt+adapter+ln"]
     long = few_shot_long(df, candidates)
     sel = long[long["shots"] == shots].pivot(index="dataset", columns="method", values="mean")
     sel = sel.loc[[d for d in rule.index if d in sel.index]]
     sel["rule"] = [sel.loc[d, rule.loc[d, "choice"]] if rule.loc[d, "choice"] in sel.columns else np.nan
                    for d in sel.index]
-    return sel
+    sel = sel[sel["rule"].notna()]
+    return sel.dropna(axis=1, how="any")
 
 
 def claims(task_winners: pd.DataFrame, grid: pd.DataFrame | None, comparison: pd.DataFrame) -> list[dict]:
     """The NTU study's claims, each with its evidence and whether the embedded results support it."""
     singles = [m for m in THREE if m in comparison.columns]
     hybrids = [c for c in comparison.columns if "+" in c]
+    if comparison.empty or not singles:
+        raise ValueError("no task has the rule's choice and a single method run at the largest shot count: "
+                         "the profile needs the hybrids group on the same tasks as coop, clip_adapter, layernorm")
     means = comparison.mean()
     best_single = means[singles].idxmax()
     best_hybrid = means[hybrids].idxmax() if hybrids else None
