@@ -41,17 +41,22 @@ def _measure(args: tuple) -> dict:
     rows = {"cached": [], "uncached": []}
     frozen_image = None
     cache = FeatureCache(Path(tempfile.mkdtemp(prefix=f"adaptlib-bench-{method}-")))
+
+    def run(path: str, **overrides) -> dict:
+        """One run of the method on the cached path (the shared feature cache) or the uncached one (no cache)."""
+        spec = RunSpec(**{**spec_kwargs, **overrides, "feature_cache": path == "cached"})
+        return execute(spec, RunContext(threads=threads, device=device, data_root=data_root,
+                                        cache=cache if path == "cached" else FeatureCache(None)))
+
     for r in range(repeats):
         # per seed: the cached path cold (it fills the feature cache) and warm, then the uncached path
         for path, cold in (("cached", True), ("cached", False), ("uncached", False)):
             if frozen_image is False and (path == "uncached" or cold or r == 0):
                 continue  # the encoder trains: no cached path, and seed 1 already ran
-            spec = RunSpec(**{**spec_kwargs, "seed": r + 1, "feature_cache": path == "cached"})
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            result = execute(spec, RunContext(threads=threads, device=device, data_root=data_root,
-                                              cache=cache if path == "cached" else FeatureCache(None)))
+            result = run(path, seed=r + 1)
             wall = time.perf_counter() - t0
             if frozen_image is None:
                 frozen_image = bool(result["data"]["feature_cache"])
@@ -68,12 +73,8 @@ def _measure(args: tuple) -> dict:
     trains = frozen_image and any(r["train_seconds"] > 0 for r in rows["cached"])
     for task in accuracy_tasks if trains else []:
         for r in range(repeats):
-            accs = {}
-            for path in ("cached", "uncached"):
-                spec = RunSpec(**{**spec_kwargs, "dataset": task, "seed": r + 1, "feature_cache": path == "cached"})
-                accs[path] = execute(spec, RunContext(threads=threads, device=device, data_root=data_root,
-                                                      cache=cache if path == "cached" else FeatureCache(None))
-                                     )["metrics"]["accuracy"]
+            accs = {path: run(path, dataset=task, seed=r + 1)["metrics"]["accuracy"]
+                    for path in ("cached", "uncached")}
             checks.append({"task": task, "seed": r + 1, **accs})
     shutil.rmtree(cache.root, ignore_errors=True)
     return {"method": method, "frozen_image_encoder": bool(frozen_image), "rows": rows, "peak_rss_mb": peak_mb,
@@ -89,6 +90,7 @@ def _text_memory(args: tuple) -> dict:
     from .backbones import load_backbone
     from .methods import build_model, get_recipe
     from .methods.model import Batch
+    from .training.loop import autocast_for
 
     torch.set_num_threads(threads)
     backbone = load_backbone(backbone_name, None, quick_gelu=True)
@@ -98,8 +100,6 @@ def _text_memory(args: tuple) -> dict:
     g = torch.Generator().manual_seed(0)
     batch = Batch(labels=torch.randint(0, classes, (32,), generator=g),
                   features=torch.randn(32, backbone.embed_dim, generator=g)).to(device)
-    from .training.loop import autocast_for
-
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
