@@ -26,10 +26,10 @@ BACKBONE := data/backbones/adaptlib-tiny-seed0/model.safetensors
 export ADAPTLIB_DATA_ROOT := $(DATA_ROOT)
 export TQDM_MININTERVAL ?= 5
 
-.PHONY: all venv test test-fast pretrain sweep results notebooks findings bench calibrate clean-results help
+.PHONY: all venv test test-fast test-slurm pretrain sweep results measures notebooks findings bench calibrate clean-results help
 
 help:
-	@echo "make all      run the study for PROFILE=$(PROFILE): sweep -> results table -> notebooks -> figures"
+	@echo "make all      run the study for PROFILE=$(PROFILE): sweep -> results table -> measures -> notebooks -> figures"
 	@echo "make test     unit tests and the notebooks (nbval, smoke parameters)"
 	@echo "make pretrain pretrain the embedded backbone (once; a few minutes on a CPU)"
 	@echo "make bench    speed and memory of every method on the embedded backbone"
@@ -47,12 +47,20 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 # ------------------------------------------------------------------------------------------------ tests
+# The notebooks run under nbval with their own defaults: the smoke profile's results and measures, made first.
 test: $(STAMP)
 	$(PY) -m pytest tests
+	$(MAKE) --no-print-directory measures PROFILE=smoke
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/[0-9]*.ipynb
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -x -q
+
+# The cluster path on a real one-node SLURM (tests/slurm/cluster.sh: installs it when missing, as root; the tests
+# skip with the reason where it cannot be brought up). The cluster is taken down whatever the tests did.
+test-slurm: $(STAMP)
+	rc=0; ADAPTLIB_SLURM=1 $(PY) -m pytest tests/slurm -v -rP --durations=0 -p no:cacheprovider || rc=$$?; \
+		bash tests/slurm/cluster.sh down || true; exit $$rc
 
 # ------------------------------------------------------------------------------------------------ the study
 # The embedded backbone is pretrained once; delete data/backbones to retrain it.
@@ -61,8 +69,8 @@ $(BACKBONE): | $(STAMP)
 
 pretrain: $(BACKBONE)
 
-# Only the embedded profile needs the project's own backbone.
-SWEEP_NEEDS := $(if $(filter paper,$(PROFILE)),,$(BACKBONE))
+# Only the embedded profile needs the project's own backbone (smoke: random weights; paper: OpenAI's).
+SWEEP_NEEDS := $(if $(filter paper smoke,$(PROFILE)),,$(BACKBONE))
 
 $(RESULTS)/.sweep.done: $(PROFILE_FILE) $(SWEEP_NEEDS) | $(STAMP)
 	$(ADAPTLIB) sweep $(PROFILE_FILE) --jobs $(JOBS) --results $(RESULTS) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
@@ -81,15 +89,34 @@ $(RESULTS)/results.csv: $(RESULTS)/.collected ;
 
 results: $(RESULTS)/results.csv
 
+# The measures stage: what the notebooks need from data and models (class counts and structure, class distances,
+# parameter drift, CKA), computed into $(RESULTS)/measures/. The folder is replaced, in one piece, only when a
+# table changed, so the notebooks rerun only when what they read did. It is recomputed when it is missing.
+MEASURES_CODE := $(wildcard adaptlib/measures/*.py adaptlib/analysis/*.py)
+MEASURES := $(RESULTS)/measures/manifest.yaml
+$(RESULTS)/.measured: $(RESULTS)/results.csv $(PROFILE_FILE) $(SWEEP_NEEDS) $(MEASURES_CODE) \
+		$(if $(wildcard $(MEASURES)),,FORCE) | $(STAMP)
+	$(ADAPTLIB) measures --profile $(PROFILE_FILE) --results $(RESULTS) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	@touch $@
+
+$(MEASURES): $(RESULTS)/.measured ;
+
+measures: $(MEASURES)
+
+FORCE:
+
 # Each notebook runs under papermill with the profile's parameters; its figures and tables are written to a
 # temporary folder and moved into place only when the notebook succeeds, so a failure leaves no stale figure.
-ANALYSIS_CODE := $(wildcard adaptlib/study/*.py adaptlib/analysis/*.py) adaptlib/reporting.py
-$(EXECUTED)/%.ipynb: notebooks/%.ipynb $(RESULTS)/results.csv $(PROFILE_FILE) $(ANALYSIS_CODE) | $(STAMP)
+# A notebook reads the results table and the measures tables (through the tables' reader, measures/layout.py) and
+# plots: it loads no model and no dataset, and a change to it, to a plot or to the study code reruns no model.
+ANALYSIS_CODE := $(wildcard adaptlib/study/*.py adaptlib/analysis/*.py) adaptlib/reporting.py \
+	adaptlib/measures/layout.py
+$(EXECUTED)/%.ipynb: notebooks/%.ipynb $(RESULTS)/results.csv $(MEASURES) $(ANALYSIS_CODE) | $(STAMP)
 	@mkdir -p $(EXECUTED) $(FIGURES)
 	@rm -rf $(FIGURES)/.tmp-$* $(EXECUTED)/$*.tmp.ipynb
 	$(PY) -m papermill --no-progress-bar --cwd notebooks $< $(EXECUTED)/$*.tmp.ipynb \
 		-p profile $(PROFILE) -p results_dir ../$(RESULTS) -p figures_dir ../$(FIGURES)/.tmp-$* \
-		-p run_missing False -p data_root "$(DATA_ROOT)" || { rm -rf $(FIGURES)/.tmp-$* $(FIGURES)/$*; exit 1; }
+		-p data_root "$(DATA_ROOT)" || { rm -rf $(FIGURES)/.tmp-$* $(FIGURES)/$*; exit 1; }
 	@rm -rf $(FIGURES)/$* && mv $(FIGURES)/.tmp-$* $(FIGURES)/$* && mv $(EXECUTED)/$*.tmp.ipynb $@
 
 notebooks: $(EXECUTED_NOTEBOOKS)

@@ -89,7 +89,7 @@ def _text_memory(args: tuple) -> dict:
 
     from .backbones import load_backbone
     from .methods import build_model, get_recipe
-    from .methods.model import Batch
+    from .methods.step import Batch
     from .training.loop import autocast_for
 
     torch.set_num_threads(threads)

@@ -1,4 +1,4 @@
-"""The ``adaptlib`` command: pretrain, run, params, data, sweep, results, findings."""
+"""The ``adaptlib`` command: pretrain, run, params, data, sweep, results, measures, findings."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def parse_assignments(items: list[str] | None, what: str) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"error: {what} expects KEY=VALUE, got {item!r}")
+        if what == "--set" and (key.count(".") != 1 or not all(key.split("."))):
+            raise SystemExit(f"error: --set expects PART.OPTION=VALUE (e.g. --set coop_prompt.n_ctx=4), got {item!r}")
         node = out
         *path, leaf = key.split(".")
         for p in path:
@@ -42,83 +44,266 @@ def parse_parts(text: str | None) -> list[tuple[str, dict]]:
         if not chunk:
             continue
         name, _, opts = chunk.partition(":")
+        name = name.strip()
         options = {}
         for kv in filter(None, opts.split(";")):
-            k, _, v = kv.partition("=")
-            options[k] = _parse_value(v)
+            k, sep, v = kv.partition("=")
+            if not sep or not k.strip():
+                raise SystemExit(f"error: --parts: option {kv!r} of part {name!r} needs a value: write "
+                                 f"{name}:OPTION=VALUE (several: {name}:a=1;b=2)")
+            options[k.strip()] = _parse_value(v)
         parts.append((name, options))
     return parts
 
 
+def _crop_scale(text: str) -> tuple[float, float]:
+    """``--crop-scale 0.08,1`` -> (0.08, 1.0); argparse reports anything else under the option's name."""
+    from .runs.spec import parse_crop_scale
+
+    try:
+        return parse_crop_scale(text, "--crop-scale")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--crop-scale ")) from None
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, "") or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 # ---------------------------------------------------------------------------------------------------- run
 def _add_run(sub) -> None:
-    p = sub.add_parser("run", help="run one method on one dataset and write its result file")
-    p.add_argument("--method", required=True, help="a method (adaptlib params --list) or 'hybrid'")
+    p = sub.add_parser(
+        "run", help="run one method on one dataset and write its result file", formatter_class=_DefaultsFormatter,
+        description="Run one method on one dataset and write its result file. Without --profile the method trains "
+                    "with its paper recipe (the paper's optimiser, learning rate, epochs and random resized crop "
+                    "0.08-1); --profile embedded runs it with the embedded study's settings (its calibrated "
+                    "learning rate and step cap, no crop), as `make sweep` does.")
+    p.add_argument("--method", required=True,
+                   help="a method (adaptlib params --list), 'hybrid' (with --parts or --config), or with --profile "
+                        "a method label of the profile")
     p.add_argument("--dataset", required=True, help="embedded task (shape, shape@inter=0.5) or benchmark name")
-    p.add_argument("--shots", type=int, default=16)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--shots", type=int, default=16, help="K training images per class (>= 1)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the few-shot subset, initialisation and data order")
     p.add_argument("--setting", default="few_shot", help="few_shot | base_to_new | cross_dataset")
-    p.add_argument("--backbone", default="adaptlib-tiny")
-    p.add_argument("--pretrained", default="embedded", help="tag, checkpoint path, 'embedded' or 'random'")
+    p.add_argument("--profile", default=None,
+                   help="take the run's settings (backbone, crop scale, training options) for --method from this "
+                        "sweep profile (embedded, smoke, paper or a file), as its sweep runs it (default: the "
+                        "method's paper recipe)")
+    p.add_argument("--backbone", default=None, help="open_clip model name (default: adaptlib-tiny, or the profile's)")
+    p.add_argument("--pretrained", default=None,
+                   help="tag, checkpoint path, 'embedded' or 'random' (default: embedded, or the profile's)")
     p.add_argument("--quick-gelu", action="store_true", default=None, help="QuickGELU (OpenAI weights from a file)")
     p.add_argument("--parts", help="for --method hybrid: part[:opt=v;opt=v],part,...")
-    p.add_argument("--config", help="YAML/JSON file with method, parts, part_options, train (a hybrid recipe)")
+    p.add_argument("--config", help="YAML/JSON hybrid recipe: method, label, parts, part_options, train "
+                                    "(README: 'Hybrids from a config file')")
     p.add_argument("--set", action="append", metavar="PART.OPTION=VALUE", help="part option override")
-    p.add_argument("--train", action="append", metavar="OPTION=VALUE", help="training option override")
-    p.add_argument("--eval-datasets", default="", help="comma-separated targets for cross_dataset")
-    p.add_argument("--crop-scale", default=None,
-                   help="random resized crop scale of training augmentation (default: the method's, 0.08,1)")
+    p.add_argument("--train", action="append", metavar="OPTION=VALUE",
+                   help="training option override (lr, max_steps, epochs, batch_size, ...)")
+    p.add_argument("--eval-datasets", default="", help="comma-separated targets (only with --setting cross_dataset)")
+    p.add_argument("--crop-scale", type=_crop_scale, default=None, metavar="MIN,MAX",
+                   help="random resized crop scale of the training augmentation, e.g. 0.08,1 or 1,1 (default: "
+                        "the method's, 0.08,1 for most, 0.5,1 for Tip-Adapter)")
     p.add_argument("--no-feature-cache", action="store_true", help="run the frozen image encoder every step")
     p.add_argument("--label", default="", help="name of this variant in result tables")
-    p.add_argument("--data-root", default=os.environ.get("ADAPTLIB_DATA_ROOT"))
-    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default=os.environ.get("ADAPTLIB_DATA_ROOT"), help="folder of the benchmarks")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--results", default="results/runs", help="folder of result files")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
+
+
+CONFIG_KEYS = ("method", "label", "parts", "part_options", "train")
 
 
 def _cmd_run(args) -> int:
     from .runs.run import RunContext, execute
-    from .runs.spec import RunSpec
+    from .runs.spec import check_spec
     from .runs.store import write_result
+    from .utils.atomic import writable_problem
 
-    config = {}
-    if args.config:
-        config = _load_config(Path(args.config))
-    part_options = {**config.get("part_options", {}), **parse_assignments(args.set, "--set")}
-    train = {**config.get("train", {}), **parse_assignments(args.train, "--train")}
-    hybrid_parts = parse_parts(args.parts) if args.parts else [tuple(p) for p in config.get("parts", [])]
-    method = config.get("method", args.method) if args.config else args.method
-    spec = RunSpec(
-        method=method, dataset=args.dataset, shots=args.shots, seed=args.seed, setting=args.setting,
-        backbone=args.backbone, pretrained=args.pretrained, quick_gelu=args.quick_gelu,
-        hybrid_parts=tuple(hybrid_parts), part_options=part_options, train=train,
-        eval_datasets=tuple(filter(None, args.eval_datasets.split(","))),
-        crop_scale=tuple(float(x) for x in args.crop_scale.split(",")) if args.crop_scale else None,
-        feature_cache=not args.no_feature_cache,
-        label=args.label or config.get("label", ""),
-    )
+    spec, source = _run_spec(args)
+    check_spec(spec)  # method, parts, every option's name, type and range, dataset names: before anything loads
+    problem = writable_problem(args.results)
+    if problem:  # found now, not after training
+        raise OSError(f"results folder {problem}: choose another with --results DIR or fix its permissions")
+    print(_settings_line(spec, source, args), flush=True)
     result = execute(spec, RunContext(device=args.device, data_root=args.data_root, progress=not args.quiet))
-    path = write_result(Path(args.results), result)
-    metrics = {k: (round(100 * v, 2) if isinstance(v, float) else v) for k, v in result["metrics"].items()}
-    print(f"{spec.method_label} on {spec.dataset} ({spec.setting}, {spec.shots} shots, seed {spec.seed}): "
-          + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+    try:
+        path = write_result(Path(args.results), result)
+    except OSError as err:
+        raise OSError(f"{err}; no result written") from None
+    for line in _result_lines(spec, result):
+        print(line)
     print(f"trainable parameters {result['trainable_parameters']:,}, wall time {result['wall_seconds']:.1f} s, "
           f"result file {path}")
     return 0
 
 
+def _run_spec(args):
+    """(the RunSpec of ``adaptlib run``'s arguments, where its settings come from), conflicts refused."""
+    from .runs.spec import RunSpec
+
+    config = _load_config(Path(args.config)) if args.config else {}
+    if config and "method" in config and config["method"] != args.method:
+        raise ValueError(f"--method {args.method!r} conflicts with method {config['method']!r} in config file "
+                         f"{args.config}: give the same method in both, or leave 'method' out of the file")
+    if args.parts and config.get("parts"):
+        raise ValueError(f"--parts and the 'parts' of config file {args.config} both list parts: keep one")
+    part_options = _merge(config.get("part_options", {}), parse_assignments(args.set, "--set"))
+    train = _merge(config.get("train", {}), parse_assignments(args.train, "--train"))
+    hybrid_parts = parse_parts(args.parts) if args.parts else [tuple(p) for p in config.get("parts", [])]
+    eval_datasets = tuple(filter(None, (d.strip() for d in args.eval_datasets.split(","))))
+    label = args.label or config.get("label", "")
+    if args.profile:
+        return _profile_spec(args, part_options, train, hybrid_parts, eval_datasets, label)
+    spec = RunSpec(
+        method=args.method, dataset=args.dataset, shots=args.shots, seed=args.seed, setting=args.setting,
+        backbone=args.backbone or "adaptlib-tiny", pretrained=args.pretrained or "embedded",
+        quick_gelu=args.quick_gelu, hybrid_parts=tuple(hybrid_parts), part_options=part_options, train=train,
+        eval_datasets=eval_datasets, crop_scale=args.crop_scale, feature_cache=not args.no_feature_cache,
+        label=label,
+    )
+    return spec, "recipe"
+
+
+def _profile_spec(args, part_options: dict, train: dict, hybrid_parts: list, eval_datasets: tuple, label: str):
+    """``--profile P``: the run as profile P's sweep defines method label ``--method``, plus the command line's
+    explicit overrides on top."""
+    from dataclasses import replace
+
+    from .runs.profile import BackboneChoice, load_profile, resolve_profile_path
+    from .utils.names import unknown_name_error
+
+    if hybrid_parts:
+        raise ValueError("--profile takes the method's parts from the profile: leave out --parts and the config "
+                         "file's parts (or leave out --profile)")
+    profile = load_profile(resolve_profile_path(args.profile))
+    if args.method not in profile.methods:
+        raise unknown_name_error(f"method label of profile {profile.name!r}", args.method, profile.methods)
+    bb = profile.backbones[0]
+    if args.backbone or args.pretrained or args.quick_gelu is not None:
+        bb = BackboneChoice(args.backbone or bb.name, args.pretrained or bb.pretrained,
+                            bb.quick_gelu if args.quick_gelu is None else args.quick_gelu)
+    spec = profile.method_spec(args.method, args.dataset, args.shots, args.seed, args.setting, bb, eval_datasets)
+    changes: dict = {}
+    if part_options:
+        changes["part_options"] = _merge(spec.part_overrides(), part_options)
+    if train:
+        changes["train"] = _merge(spec.to_dict()["train"], train)
+    if args.crop_scale is not None:
+        changes["crop_scale"] = args.crop_scale
+    if args.no_feature_cache:
+        changes["feature_cache"] = False
+    if label:
+        changes["label"] = label
+    return (replace(spec, **changes) if changes else spec), f"profile {profile.name}"
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, mapping values merged one level down ({part: {option: value}})."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _settings_line(spec, source: str, args) -> str:
+    """Which settings this run trains with, and (for the embedded backbone) how to get the study's."""
+    from .runs.spec import recipe_for
+
+    recipe = recipe_for(spec)
+    cfg = recipe.train_config(spec.setting, spec.dataset).with_overrides(spec.train_overrides())
+    where = f"{source}'s settings for {spec.method_label}" if source != "recipe" else \
+        f"{spec.method_label}'s paper recipe"
+    if not recipe.parts or (not any(cfg.epochs.values()) and not cfg.iterations_per_shot):
+        what = "no gradient training"
+    else:
+        length = f"{cfg.iterations_per_shot * spec.shots} iterations" if cfg.iterations_per_shot else \
+            f"{cfg.epochs_for(spec.shots)} epochs"
+        cap = f", at most {cfg.max_steps} steps" if cfg.max_steps else ""
+        crop = spec.crop_scale or recipe.crop_scale
+        what = (f"{cfg.optimizer} lr {cfg.lr:g}, {length}{cap}, batch {cfg.batch_size}, "
+                f"crop scale {crop[0]:g}-{crop[1]:g}")
+    line = f"settings: {where} ({what})"
+    if source == "recipe" and recipe.parts and spec.backbone == "adaptlib-tiny" and \
+            str(spec.pretrained).startswith("embedded"):
+        line += (f"; the embedded study runs it with its profile's settings (calibrated lr, step cap, no crop): "
+                 f"add --profile embedded")
+    return line
+
+
+def _result_lines(spec, result: dict) -> list[str]:
+    """Accuracies in %, drift as it is (1 - cosine), notes as text."""
+    metrics = result["metrics"]
+    trained = bool(result["recipe"]["parts"])
+    shots = f"{spec.shots} shots, seed {spec.seed}" if trained else "zero-shot: no training images"
+    scores, drift, notes = [], [], []
+    for key, value in metrics.items():
+        if "drift" in key:
+            drift.append(f"{key.removesuffix('_feature_drift')} {value:.4f}" if isinstance(value, float)
+                         else f"{key.removesuffix('_feature_drift')} n/a")
+        elif isinstance(value, float):
+            scores.append(f"{key} {100 * value:.2f}%")
+        elif value is None:
+            scores.append(f"{key} n/a")
+        else:
+            notes.append(f"{key}: {value}")
+    lines = [f"{spec.method_label} on {spec.dataset} ({spec.setting}, {shots}): " + ", ".join(scores)]
+    if drift:
+        lines.append("representation drift (1 - cosine to the frozen model's features): " + ", ".join(drift))
+    return lines + notes
+
+
 def _load_config(path: Path) -> dict:
+    """A hybrid config file (YAML or JSON): its keys checked (the nearest valid one suggested), its parts in the
+    form ``[[part, {options}], part, ...]``, numbers such as ``2e-4`` read as numbers."""
     import yaml
+
+    from .utils.names import unknown_name_message
+    from .utils.typed import load_yaml
 
     if not path.is_file():
         raise SystemExit(f"error: config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        data = load_yaml(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise SystemExit(f"error: config file {path} is not valid YAML/JSON: {err}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"error: config file {path} must hold a mapping (method, parts, part_options, train)")
+        raise SystemExit(f"error: config file {path} must hold a mapping ({', '.join(CONFIG_KEYS)})")
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise SystemExit("error: " + unknown_name_message(f"config file {path}: unknown key", key, CONFIG_KEYS))
+    for key in ("part_options", "train"):
+        if not isinstance(data.get(key, {}), dict):
+            raise SystemExit(f"error: config file {path}: {key!r} must be a mapping, got {data[key]!r}")
+    for name, options in data.get("part_options", {}).items():
+        if not isinstance(options, dict):
+            raise SystemExit(f"error: config file {path}: part_options.{name} must be a mapping of options, "
+                             f"got {options!r}")
+    parts = []
+    items = data.get("parts") or []
+    if not isinstance(items, list):
+        raise SystemExit(f"error: config file {path}: 'parts' must be a list of [part, {{options}}] or part names")
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = [item, {}]
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1] or {}, dict)):
+            raise SystemExit(f"error: config file {path}: parts[{i}] must be [part name, {{options}}] or a part "
+                             f"name, got {item!r}")
+        parts.append((item[0], dict(item[1] or {})))
+    if "parts" in data:
+        data["parts"] = parts
+    if "label" in data and not isinstance(data["label"], str):
+        raise SystemExit(f"error: config file {path}: 'label' must be a string, got {data['label']!r}")
     return data
 
 
@@ -219,6 +404,15 @@ def _add_findings(sub) -> None:
         a.figures, a.out or str(Path(a.figures) / "FINDINGS.md"), a.readme))
 
 
+# ---------------------------------------------------------------------------------------------------- measures
+def _add_measures(sub) -> None:
+    p = sub.add_parser("measures", help="the tables the notebooks compute from data and models, into RESULTS/measures")
+    from .measures.cli import add_arguments, run  # light: the stage (torch, models) loads when the command runs
+
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaptlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_data(sub)
     _add_findings(sub)
+    _add_measures(sub)
     register_sweep(sub)
     return parser
 
@@ -235,11 +430,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (| head) shows here, not as a traceback at exit
+        return code
+    except KeyboardInterrupt:
+        print(INTERRUPTED.get(args.command, "interrupted"), file=sys.stderr, flush=True)
+        return 130
+    except BrokenPipeError:  # the reader went away (adaptlib sweep --dry-run | head -1): nothing more to say
+        _discard_stdout()
+        return 0
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, OSError, ArithmeticError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+INTERRUPTED = {
+    "run": "interrupted; no result written",
+    "sweep": "interrupted; the runs finished so far are kept (start the sweep again to go on)",
+}
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from adaptlib.backbones import BackboneUnavailableError, embedded_checkpoint, load_backbone
-from adaptlib.backbones.text import encode_tokens, zero_shot_classifier
+from adaptlib.backbones.text import encode_token_ids, zero_shot_classifier
 
 
 def test_project_configs_are_registered():
@@ -89,7 +89,7 @@ def test_openai_weights_get_quickgelu(monkeypatch):
 def test_trimmed_text_encoding_matches_open_clip():
     bb = load_backbone("adaptlib-test")
     tokens = bb.tokenizer(["a red circle.", "a photo of a large striped blue star on the left."])
-    torch.testing.assert_close(encode_tokens(bb.model, tokens), bb.model.encode_text(tokens), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(encode_token_ids(bb.model, tokens), bb.model.encode_text(tokens), atol=1e-5, rtol=1e-5)
 
 
 def test_zero_shot_classifier_averages_normalised_templates():

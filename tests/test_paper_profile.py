@@ -84,17 +84,23 @@ def test_paper_profile_runs_end_to_end_on_fixtures(tmp_path, data_root):
 
 
 def run_notebooks(profile_path: Path, results: Path, data_root: Path, figures: Path, executed: Path) -> None:
-    """What `make notebooks PROFILE=paper` does with these results: every notebook, then the findings."""
+    """What `make results measures notebooks PROFILE=paper` does with these results: the results table, the
+    measures (from the data and the saved runs), every notebook, then the findings."""
     import papermill
 
+    from adaptlib.measures.stage import measure
+    from adaptlib.runs.table import write_tables
     from adaptlib.study.findings import render
 
+    write_tables(results)
+    manifest = measure(profile_path, results, str(data_root), progress=False)["manifest"]
+    assert manifest["tables"]["drift"] > 0 and manifest["tables"]["class_structure_test"] == 2
     executed.mkdir(parents=True, exist_ok=True)
     for notebook in sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb")):
         papermill.execute_notebook(
             str(notebook), str(executed / notebook.name), cwd=str(REPO_ROOT / "notebooks"), progress_bar=False,
             parameters={"profile": str(profile_path), "results_dir": str(results), "data_root": str(data_root),
-                        "figures_dir": str(figures / notebook.stem), "run_missing": False})
+                        "figures_dir": str(figures / notebook.stem)})
         assert (figures / notebook.stem / "verdict.json").is_file()
     findings = render(figures)
     assert "paper-fixture" in findings and findings.count("####") == 4

@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from adaptlib.methods import RECIPES, build_model, build_part, get_recipe
-from adaptlib.methods.encoders import encode_image, encode_prompts, encode_token_ids
-from adaptlib.methods.model import AdaptedCLIP, Batch
-from adaptlib.methods.parts.base import ClassesNotSupported, TrainFeatures
+from adaptlib.backbones.text import encode_prompts, encode_token_ids
+from adaptlib.methods.encoders import encode_image
+from adaptlib.methods.model import AdaptedCLIP
+from adaptlib.methods.step import Batch, TrainFeatures
+from adaptlib.methods.parts.base import ClassesNotSupported
 from adaptlib.methods.parts.lora import LoRAAttention
 
 CLASSES = ["cat", "dog", "red circle", "ship"]
@@ -264,7 +266,7 @@ def test_fixed_alpha_zero_is_the_frozen_model(tiny_backbone_factory):
 
 @pytest.mark.parametrize("name", sorted(set(RECIPES) - {"zeroshot", "linear_probe", "tip_adapter"}))
 def test_only_trainable_parameters_change(tiny_backbone_factory, name):
-    from adaptlib.training.config import TrainConfig
+    from adaptlib.methods.train_config import TrainConfig
     from adaptlib.training.loop import train
 
     m = build_model(tiny_backbone_factory(), CLASSES, ["a photo of a {}."], get_recipe(name))

@@ -11,6 +11,7 @@ from adaptlib.study import drift as R
 from adaptlib.study import variance as V
 from adaptlib.study.tables import (average_curve, base_to_new_table, few_shot_long, few_shot_matrix,
                                    harmonic_mean)
+from adaptlib.utils.paths import REPO_ROOT
 
 
 def rows(method, dataset, shots, seeds, acc, setting="few_shot", **metrics):
@@ -58,11 +59,19 @@ def test_task_difficulty_on_embedded_tasks():
     records = []
     for ds, (zs, lp) in {"colour": (0.95, 0.97), "digits": (0.12, 0.70), "shape": (0.6, 0.7)}.items():
         records += rows("zeroshot", ds, 16, [1], [zs]) + rows("linear_probe", ds, 16, [1, 2], [lp, lp])
-    diff = D.task_difficulty(frame(records))
+    classes = pd.Series({"colour": 8, "digits": 10, "shape": 8, "novel": 6})  # as Measures.classes reads them
+    diff = D.task_difficulty(frame(records), classes)
     assert diff.loc["digits", "classes"] == 10 and diff.loc["colour", "classes"] == 8
+    assert diff["classes"].dtype == "int64" and list(diff.index) == ["colour", "digits", "shape"]
     assert diff.loc["digits", "rtd"] == pytest.approx(1 / (10 * 0.12))
     assert diff.loc["digits", "rank_zero_shot_error_kappa"] == 1
     assert diff.loc["digits", "headroom"] == pytest.approx(0.58)
+
+
+def test_task_difficulty_needs_every_class_count():
+    records = rows("zeroshot", "shape", 16, [1], [0.6]) + rows("linear_probe", "shape", 16, [1], [0.7])
+    with pytest.raises(KeyError, match="make measures"):
+        D.task_difficulty(frame(records), {"colour": 8})
 
 
 @pytest.mark.parametrize("slope, supported", [(1.0, True), (-1.0, False)])
@@ -127,35 +136,31 @@ def test_hybrid_comparison_and_claims():
     assert [p["supported"] for p in parts] == [True, True, True]
 
 
-def test_drift_of_a_saved_run(tmp_path):
-    from adaptlib.runs.run import RunContext, execute
-    from adaptlib.runs.spec import RunSpec
-
-    spec = RunSpec("clipfit", "colour", 2, 1, backbone="adaptlib-test", pretrained=None, crop_scale=(1, 1),
-                   train={"max_steps": 3, "lr": 0.5}, save_state=True)
-    result = execute(spec, RunContext(state_dir=str(tmp_path)))
-    drift = R.run_drift(result["state_file"])
-    assert set(drift["tower"]) == {"image", "text"}
-    assert set(drift.loc[drift["tower"] == "text", "module"]) == {"mlp.c_proj"}
-    assert (drift["sq_l2"] > 0).any()
-    df = pd.DataFrame([{"method_label": "clipfit", "dataset": "colour", "seed": 1,
-                        "state_file": result["state_file"]}])
-    table = R.drift_tables(df)
-    profile = R.layer_profile(table, "clipfit", "text", "mlp.c_proj")
-    assert profile["layer"].tolist() == [0, 1]
-    assert R.first_layernorm_changes_most(table)["most_changed"].startswith("layer")
+def test_layer_profile_and_first_layernorm_on_a_drift_table():
+    """The drift table as the measures stage writes it (per-tensor rows of two tasks): the study reads it."""
+    records = []
+    for dataset, scale in (("a", 1.0), ("b", 3.0)):
+        for layer, module, rel in ((-1, "ln_pre", 0.9), (0, "ln_1", 0.5), (1, "ln_2", 0.1)):
+            records.append({"method": "clipfit", "dataset": dataset, "tower": "image", "layer": layer,
+                            "module": module, "param": "weight", "name": f"{layer}.{module}", "numel": 4,
+                            "norm0": 1.0, "sq_l2": (scale * rel) ** 2, "rel_l2": scale * rel})
+    drift = pd.DataFrame(records)
+    profile = R.layer_profile(drift, "clipfit", "image", "ln")
+    assert profile["layer"].tolist() == [-1, 0, 1]
+    assert profile["mean"].tolist() == pytest.approx([1.8, 1.0, 0.2])
+    claim = R.first_layernorm_changes_most(drift)
+    assert claim["most_changed"] == "layer -1 ln_pre" and claim["supported"] is True
 
 
-def test_lora_drift_uses_merged_weights(tmp_path):
-    from adaptlib.backbones import load_backbone
-    from adaptlib.runs.run import RunContext, execute
-    from adaptlib.runs.spec import RunSpec
-
-    spec = RunSpec("clip_lora", "colour", 2, 1, backbone="adaptlib-test", pretrained=None, crop_scale=(1, 1),
-                   train={"max_steps": 3, "lr": 0.5}, save_state=True)
-    result = execute(spec, RunContext(state_dir=str(tmp_path)))
-    drift = R.run_drift(result["state_file"], load_backbone("adaptlib-test", None))
-    assert set(drift["module"]) == {"attn.in_proj"} and (drift["sq_l2"] > 0).all()
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in
+                                        [*(REPO_ROOT / "adaptlib" / "study").glob("*.py"),
+                                         *(REPO_ROOT / "notebooks").glob("0*.ipynb")]))
+def test_study_and_notebooks_take_no_model_or_dataset(path):
+    """The study layer and the notebooks read tables and plot: models and data are the measures stage's."""
+    text = (REPO_ROOT / path).read_text()
+    for word in ("import torch", "load_backbone", "load_profile", "get_dataset", "sample_few_shot", "build_model",
+                 "rebuild_model", "run_missing", "run_sweep"):
+        assert word not in text, f"{path} uses {word}"
 
 
 def test_regulariser_claim():

@@ -33,6 +33,10 @@ class BackboneUnavailableError(RuntimeError):
     """The weights asked for cannot be had here; the message says where to put them."""
 
 
+class DamagedCheckpointError(BackboneUnavailableError):
+    """A checkpoint file that cannot be read (truncated, empty, not a checkpoint)."""
+
+
 @dataclass
 class Backbone:
     """A CLIP model with what is needed to feed it: tokenizer and preprocessing settings."""
@@ -87,6 +91,29 @@ def _resolve_embedded(name: str, pretrained: str) -> Path:
     return path
 
 
+def _damaged_advice(checkpoint: Path, pretrained: str) -> str:
+    if pretrained.startswith("embedded"):
+        seed = checkpoint.parent.name.rsplit("-seed", 1)[-1]
+        return (f"pretrain it again: 'adaptlib pretrain --force --seed {seed}' (or delete {checkpoint.parent} and "
+                f"run 'make pretrain')")
+    return "download it again (or copy it again), then pass its path with --pretrained"
+
+
+def check_checkpoint(checkpoint: Path, pretrained: str) -> None:
+    """Read a safetensors checkpoint's header (no tensors): a damaged file is a ``DamagedCheckpointError`` that
+    says what to do, found before a sweep starts rather than in every run."""
+    if checkpoint.suffix != ".safetensors":
+        return
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(checkpoint), "pt") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise DamagedCheckpointError(f"checkpoint {checkpoint} is damaged: it is not a readable safetensors file "
+                                     f"({err}); {_damaged_advice(checkpoint, pretrained)}") from None
+
+
 @lru_cache(maxsize=4)
 def _cached_checkpoint(path: str, size: int, mtime: float) -> tuple[dict, str]:
     """(state dict, id) of a checkpoint file, read once per process: a sweep worker builds many models from it."""
@@ -102,18 +129,23 @@ def _tokenizer(name: str):
 def _load_state_dict_any(path: Path) -> dict:
     """State dict from safetensors, a torch state dict, or an OpenAI TorchScript archive."""
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:  # truncated, empty, garbage
+            raise DamagedCheckpointError(f"checkpoint {path} is damaged: it is not a readable safetensors file "
+                                         f"({err})") from None
     try:
         return open_clip.factory.load_state_dict(str(path), weights_only=True)
     except Exception:
         try:
             scripted = torch.jit.load(str(path), map_location="cpu")
         except Exception as err:
-            raise BackboneUnavailableError(
+            raise DamagedCheckpointError(
                 f"checkpoint {path} is neither a state dict, a safetensors file nor an OpenAI TorchScript "
-                f"archive ({err}); re-download it"
+                f"archive ({err})"
             ) from None
         sd = scripted.state_dict()
         for k in ("input_resolution", "context_length", "vocab_size"):
@@ -186,7 +218,10 @@ def load_backbone(
         weights_id = f"random-seed{seed}"
         if checkpoint is not None:
             st = checkpoint.stat()
-            state, file_id = _cached_checkpoint(str(checkpoint.resolve()), st.st_size, st.st_mtime)
+            try:
+                state, file_id = _cached_checkpoint(str(checkpoint.resolve()), st.st_size, st.st_mtime)
+            except DamagedCheckpointError as err:
+                raise DamagedCheckpointError(f"{err}; {_damaged_advice(checkpoint, pretrained)}") from None
             state = open_clip.factory.convert_state_dict(model, state)
             try:
                 missing, unexpected = model.load_state_dict(state, strict=False)

@@ -21,7 +21,7 @@ from ..utils.atomic import atomic_save, atomic_write_json, atomic_write_text
 from ..utils.seeding import seed_everything
 from .images import arrays_to_tensor
 from .load import embedded_checkpoint, load_backbone
-from .text import encode_tokens
+from .text import encode_token_ids
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def contrastive_loss(model, images: torch.Tensor, tokens: torch.Tensor) -> torch
     as negatives of each other and push identical texts apart from their matching images.
     """
     img = F.normalize(model.encode_image(images), dim=-1)
-    txt = F.normalize(encode_tokens(model, tokens), dim=-1)
+    txt = F.normalize(encode_token_ids(model, tokens, chunk=None), dim=-1)
     logits = model.logit_scale.exp() * img @ txt.T
     same = (tokens[:, None, :] == tokens[None, :, :]).all(-1).float()
     target = same / same.sum(1, keepdim=True)

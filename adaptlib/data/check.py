@@ -8,6 +8,7 @@ also opens each with PIL's ``verify()`` (reads headers and structure, does not d
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..utils.names import unknown_name_error
 from .benchmarks import BENCHMARKS, load_benchmark
@@ -24,6 +26,7 @@ from .dataset import ClassificationDataset, Sample
 
 MAX_STORED = 1000  # problems kept per dataset; every problem is counted
 BATCH = 4096
+PROGRESS_FROM = 2 * BATCH  # images of a dataset from which the check shows a progress bar
 
 
 @dataclass
@@ -80,8 +83,10 @@ def _unique_samples(dataset: ClassificationDataset) -> list[tuple[str, Sample]]:
     return out
 
 
-def check_dataset(root: Path, name: str, quick: bool = False, workers: int | None = None) -> DatasetReport:
-    """Check one dataset; a reader error becomes a problem of the report, never an exception."""
+def check_dataset(root: Path, name: str, quick: bool = False, workers: int | None = None,
+                  progress: bool = False) -> DatasetReport:
+    """Check one dataset; a reader error becomes a problem of the report, never an exception. ``progress`` shows
+    a bar on stderr for datasets of more than ``PROGRESS_FROM`` images."""
     info = BENCHMARKS[name]
     path = Path(root) / info.folder
     report = DatasetReport(name, path, found=path.is_dir(), expected_classes=info.num_classes)
@@ -102,6 +107,8 @@ def check_dataset(root: Path, name: str, quick: bool = False, workers: int | Non
     image_root = Path(dataset.info["image_root"])
     items = _unique_samples(dataset)
     workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    bar = tqdm(total=len(items), desc=f"checking {name}", unit="image", file=sys.stderr, leave=False,
+               disable=not progress or len(items) < PROGRESS_FROM, mininterval=1.0, dynamic_ncols=True)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # file I/O bound: threads overlap the reads
         for start in range(0, len(items), BATCH):  # batches keep ImageNet's 1.3M pending checks out of memory
             batch = items[start:start + BATCH]
@@ -109,6 +116,8 @@ def check_dataset(root: Path, name: str, quick: bool = False, workers: int | Non
             for (split, sample), problem in zip(batch, results, strict=True):
                 if problem is not None:
                     _record(report, image_root, split, sample, problem)
+            bar.update(len(batch))
+    bar.close()
     return report
 
 
@@ -123,7 +132,7 @@ def _record(report: DatasetReport, image_root: Path, split: str, sample: Sample,
 
 
 def check_root(root: Path, names: list[str] | None = None, quick: bool = False,
-               workers: int | None = None) -> list[DatasetReport]:
+               workers: int | None = None, progress: bool = False) -> list[DatasetReport]:
     """Check each of ``names`` (default: every benchmark) under the data root ``root``."""
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -133,7 +142,7 @@ def check_root(root: Path, names: list[str] | None = None, quick: bool = False,
     for name in names:
         if name not in BENCHMARKS:
             raise unknown_name_error("benchmark dataset", name, BENCHMARKS)
-    return [check_dataset(root, name, quick, workers) for name in names]
+    return [check_dataset(root, name, quick, workers, progress) for name in names]
 
 
 def _status(r: DatasetReport) -> str:
@@ -189,7 +198,7 @@ def main_check(root: str, datasets: str | None, quick: bool) -> int:
     (0 all ready, 1 missing datasets or problems, 2 bad arguments)."""
     names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
     try:
-        reports = check_root(Path(root), names, quick=quick)
+        reports = check_root(Path(root), names, quick=quick, progress=True)
     except (FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -198,8 +207,6 @@ def main_check(root: str, datasets: str | None, quick: bool) -> int:
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser(description="check benchmark datasets under a data root")
     parser.add_argument("--root", required=True)
     parser.add_argument("--datasets", default=None, help="comma-separated names (default: all)")

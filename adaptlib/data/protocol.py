@@ -15,7 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..utils.atomic import atomic_write_json
+from ..utils.atomic import save_json_cache
+from ..utils.names import unknown_name_error
 from ..utils.paths import cache_dir
 from .dataset import ClassificationDataset, Sample
 
@@ -98,9 +99,10 @@ def sample_few_shot(dataset: ClassificationDataset, shots: int, seed: int, use_c
     rng = random.Random(seed)
     train = _sample_per_class(train_all, shots, rng, dataset.name, "train", dataset.classnames)
     val = _sample_per_class(val_all, min(shots, 4), rng, dataset.name, "val", dataset.classnames)
-    if use_cache:
-        atomic_write_json(path, {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "shots": shots,
-                                 "seed": seed, "train": [s.key for s in train], "val": [s.key for s in val]})
+    if use_cache:  # a cache that cannot be written is a warning: the subset is the same without it
+        save_json_cache(path, {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "shots": shots,
+                               "seed": seed, "train": [s.key for s in train], "val": [s.key for s in val]},
+                        "few-shot subset cache")
     return FewShotTask(dataset, list(dataset.classnames), train, val, dataset.split("test"), shots, seed)
 
 
@@ -124,8 +126,6 @@ def base_new_classes(num_classes: int) -> tuple[list[int], list[int]]:
 def subsample_classes(task: FewShotTask, subset: str) -> FewShotTask:
     """Restrict a task to its base or new classes, relabelled from 0 (``all`` returns it unchanged)."""
     if subset not in SUBSETS:
-        from ..utils.names import unknown_name_error
-
         raise unknown_name_error("class subset", subset, SUBSETS)
     if subset == "all":
         return task

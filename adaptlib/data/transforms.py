@@ -6,10 +6,15 @@ shorter side to ``size`` (bicubic), centre crop. Both normalise with the backbon
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision import transforms as T
+
+from .dataset import ArrayImageLoader
 
 _INTERP = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
 
@@ -70,9 +75,6 @@ class TensorImages:
     with the same transforms applied to tensors in batches instead of image by image through PIL."""
 
     def __init__(self, task, samples, cfg: TransformConfig):
-        import numpy as np
-        import torch.nn.functional as F
-
         arrays = task.dataset.loader.arrays
         order = [arrays[s.key.split("/")[0]][int(s.key.split("/")[1])] for s in samples]
         x = torch.from_numpy(np.stack(order)).permute(0, 3, 1, 2).float().div_(255.0) if order else \
@@ -98,10 +100,6 @@ class TensorImages:
 
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """RandomResizedCrop(scale, ratio 3/4..4/3) + horizontal flip, drawn from ``generator``."""
-        import math
-
-        import torch.nn.functional as F
-
         n, _, h, w = x.shape
         lo, hi = self.cfg.crop_scale
         if (lo, hi) != (1.0, 1.0):
@@ -144,8 +142,6 @@ class TensorImages:
 
 
 def in_memory(task) -> bool:
-    from .dataset import ArrayImageLoader
-
     return isinstance(getattr(task.dataset, "loader", None), ArrayImageLoader)
 
 

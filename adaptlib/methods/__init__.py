@@ -1,8 +1,9 @@
 """Adaptation methods as composable parts (``parts/``), named recipes of parts, and the model they build."""
 
-from .model import AdaptedCLIP, Batch, StepOutput
+from .model import AdaptedCLIP
 from .recipes import RECIPES, Recipe, get_recipe, hybrid_recipe
-from .registry import PARTS, build_part
+from .registry import PARTS, build_part, register_part
+from .step import Batch, StepOutput, TrainFeatures
 
 
 def build_model(backbone, classnames, templates, recipe: Recipe, setting: str = "few_shot", dataset: str = "",
@@ -18,5 +19,5 @@ def build_model(backbone, classnames, templates, recipe: Recipe, setting: str = 
     return AdaptedCLIP(backbone, classnames, templates, parts)
 
 
-__all__ = ["AdaptedCLIP", "Batch", "StepOutput", "RECIPES", "Recipe", "get_recipe", "hybrid_recipe", "PARTS",
-           "build_part", "build_model"]
+__all__ = ["AdaptedCLIP", "Batch", "StepOutput", "TrainFeatures", "RECIPES", "Recipe", "get_recipe", "hybrid_recipe",
+           "PARTS", "build_part", "register_part", "build_model"]

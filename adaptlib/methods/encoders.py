@@ -1,10 +1,7 @@
-"""Forward passes of the two CLIP towers that the parts can hook into.
+"""The image forward pass that visual-prompt parts hook into (the text side is ``backbones.text``).
 
-The image pass mirrors open_clip's ``VisionTransformer.forward`` (embeds -> blocks -> pool -> proj) but lets a
-visual-prompt part append tokens after the patch tokens before any block (shallow) or replace them before every
-block (deep). The text pass runs prompt token embeddings of any length up to the context, and encodes many
-classes in chunks under activation checkpointing, so a 1000-class prompt step keeps only one chunk's
-activations alive.
+It mirrors open_clip's ``VisionTransformer.forward`` (embeds -> blocks -> pool -> proj) but lets a visual-prompt
+part append tokens after the patch tokens before any block (shallow) or replace them before every block (deep).
 """
 
 from __future__ import annotations
@@ -12,9 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.utils.checkpoint import checkpoint
-
-from ..backbones.text import encode_text_embeddings
 
 
 def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torch.Tensor | None] | None = None
@@ -51,29 +45,3 @@ def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torc
     if visual.proj is not None:
         pooled = pooled @ visual.proj
     return pooled
-
-
-def encode_prompts(clip, embeddings: torch.Tensor, eot: torch.Tensor, chunk: int = 128) -> torch.Tensor:
-    """Text features [N, E] of prompt embeddings [N, L, W], ``chunk`` prompts at a time.
-
-    With gradients on and more prompts than ``chunk``, each chunk runs under activation checkpointing: its
-    activations are recomputed in backward instead of kept, so memory grows with the chunk, not the class count.
-    """
-    if embeddings.shape[0] <= chunk:
-        return encode_text_embeddings(clip, embeddings, eot)
-    outs = []
-    for start in range(0, embeddings.shape[0], chunk):
-        emb, idx = embeddings[start:start + chunk], eot[start:start + chunk]
-        if torch.is_grad_enabled():
-            outs.append(checkpoint(encode_text_embeddings, clip, emb, idx, use_reentrant=False))
-        else:
-            outs.append(encode_text_embeddings(clip, emb, idx))
-    return torch.cat(outs)
-
-
-def encode_token_ids(clip, tokens: torch.Tensor, chunk: int = 128) -> torch.Tensor:
-    """Text features [N, E] of token ids [N, context], trimmed to the longest prompt and chunked."""
-    eot = tokens.argmax(dim=-1)
-    length = int(eot.max()) + 1
-    emb = clip.token_embedding(tokens[:, :length])
-    return encode_prompts(clip, emb, eot, chunk)

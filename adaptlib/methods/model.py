@@ -10,52 +10,16 @@ Logits are CLIP's: the backbone's logit scale times cosine similarity, which cac
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..backbones.load import Backbone
-from .encoders import encode_image, encode_prompts, encode_token_ids
+from ..backbones.text import average_templates, class_prompts, encode_prompts, prompt_features
+from .encoders import encode_image
 from .parts.base import Part
-
-
-@dataclass
-class Batch:
-    """A batch as the training core hands it over: labels plus images, frozen features, or both."""
-
-    labels: torch.Tensor | None = None
-    images: torch.Tensor | None = None  # preprocessed pixels [B, 3, H, W]
-    features: torch.Tensor | None = None  # frozen, unnormalised image features [B, E] (feature cache)
-    encoded: torch.Tensor | None = None  # this model's own image-encoder output [B, E], computed earlier
-
-    def to(self, device) -> "Batch":
-        move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
-        return Batch(move(self.labels), move(self.images), move(self.features), move(self.encoded))
-
-    def __len__(self) -> int:
-        for t in (self.labels, self.features, self.images):
-            if t is not None:
-                return t.shape[0]
-        return 0
-
-
-@dataclass
-class StepOutput:
-    """Everything a part may need to compute its loss or logits for one step."""
-
-    image: torch.Tensor  # normalised image features [B, E]
-    text: torch.Tensor  # normalised class text features [C, E] or per image [B, C, E]
-    logits: torch.Tensor  # [B, C]
-    scale: torch.Tensor
-    zero_shot_text: torch.Tensor  # normalised hand-crafted class features [C, E] of the frozen model
-    image_raw: torch.Tensor | None = None  # image features before feature adapters (unnormalised)
-    text_raw: torch.Tensor | None = None  # class text features before feature adapters (unnormalised)
-    image_adapted: torch.Tensor | None = None  # after feature adapters, before normalisation
-    text_adapted: torch.Tensor | None = None
-    labels: torch.Tensor | None = None
-    extras: dict = field(default_factory=dict)
+from .step import Batch, StepOutput
 
 
 class AdaptedCLIP(nn.Module):
@@ -77,13 +41,15 @@ class AdaptedCLIP(nn.Module):
         self.register_buffer("zero_shot_text", torch.empty(0), persistent=False)
         self.register_buffer("template_tokens", torch.empty(0, dtype=torch.long), persistent=False)
         self._set_class_tensors(list(classnames))
+        # every backbone parameter by its name in the frozen backbone, before any part wraps a module
+        self._backbone_names = {id(p): n for n, p in self.clip.named_parameters()}
         self._initial: dict[str, torch.Tensor] = {}  # nothing has trained yet: the model is the frozen one
         for part in self.parts:
             part.attach(self)
-        # original values of every backbone parameter a part unfroze (LoRA factors included): the frozen model
-        self._initial = {n: p.detach().clone() for n, p in self.clip.named_parameters() if p.requires_grad}
-        # every trainable parameter at the start of training (prompt vectors too), for drift analysis
-        self.initial_trainable = {n: p.detach().clone() for n, p in self.trainable_parameters()}
+        self._assign_owners()  # refuses a model whose parts do not own their parameters
+        # the frozen values of every backbone parameter a part trains in place: switching parts off restores them
+        self._initial = {self.frozen_name(p): p.detach().clone()
+                         for part in self.parts for p in part.backbone_parameters(self)}
 
     # ------------------------------------------------------------------ structure
     def _check_parts(self) -> None:
@@ -95,13 +61,53 @@ class AdaptedCLIP(nn.Module):
         if len(set(names)) != len(names):
             raise ValueError(f"a part may appear once per model; got {names}")
 
+    def _assign_owners(self) -> dict[int, Part]:
+        """Each trainable parameter's one owning part: the part's own parameters plus the backbone parameters it
+        trains in place. Two owners, or a trainable parameter with none, is a defect of a part."""
+        owners: dict[int, Part] = {}
+        for part in self.parts:
+            own = [p for p in part.parameters() if p.requires_grad] + list(part.backbone_parameters(self))
+            for p in own:
+                other = owners.get(id(p))
+                if other is not None and other is not part:
+                    raise ValueError(f"parts {other.name!r} and {part.name!r} both train the backbone parameter "
+                                     f"{self._backbone_names.get(id(p), '?')!r}: a parameter has one owner")
+                owners[id(p)] = part
+        orphans = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in owners]
+        if orphans:
+            raise ValueError(f"trainable parameters {orphans[:3]} belong to no part: a part must declare the "
+                             f"backbone parameters it unfreezes (Part.backbone_parameters)")
+        return owners
+
+    def frozen_name(self, param: torch.Tensor) -> str:
+        """The name of a backbone parameter in the frozen backbone (stable when a part wraps its module)."""
+        return self._backbone_names[id(param)]
+
+    def owner(self, param: torch.Tensor) -> Part | None:
+        """The part that trains ``param`` (None for a frozen parameter). Computed afresh: a part may replace its
+        parameters when it is fitted (Tip-Adapter's cache keys)."""
+        return self._assign_owners().get(id(param))
+
+    def parameters_of(self, part: Part) -> list[nn.Parameter]:
+        """The trainable parameters ``part`` owns, each once."""
+        owners = self._assign_owners()
+        return [p for _, p in self.trainable_parameters() if owners.get(id(p)) is part]
+
+    def parameter_count(self, part: Part) -> int:
+        """Trainable plus closed-form fitted parameters of ``part``."""
+        return sum(p.numel() for p in self.parameters_of(part)) + sum(t.numel() for t in part.fitted_parameters())
+
+    @property
+    def active_parts(self) -> list[Part]:
+        return [p for p in self.parts if p.enabled]
+
     @property
     def prompt_learner(self) -> Part | None:
-        return next((p for p in self.parts if p.is_prompt_learner), None)
+        return next((p for p in self.active_parts if p.is_prompt_learner), None)
 
     @property
     def visual_prompt(self) -> Part | None:
-        return next((p for p in self.parts if p.is_visual_prompt), None)
+        return next((p for p in self.active_parts if p.is_visual_prompt), None)
 
     @property
     def uses_image_encoder(self) -> bool:
@@ -123,53 +129,50 @@ class AdaptedCLIP(nn.Module):
     def num_trainable(self) -> int:
         return sum(p.numel() for _, p in self.trainable_parameters())
 
+    def num_fitted(self) -> int:
+        """Parameters fitted in closed form rather than by gradients (a linear probe's C x (E + 1))."""
+        return sum(t.numel() for part in self.parts for t in part.fitted_parameters())
+
+    def parts_with_inference_option(self, option: str) -> list[Part]:
+        return [p for p in self.parts if option in p.inference_options]
+
     @contextmanager
     def frozen_view(self):
-        """Within the block the model computes as the frozen backbone: trained backbone parameters hold their
-        original values (LoRA's B is zero at start) and visual prompts are off."""
-        saved = {}
-        params = dict(self.clip.named_parameters())
+        """Within the block the model computes as the frozen backbone: every part is switched off and the
+        backbone parameters the parts train hold their original values."""
+        params = {self.frozen_name(p): p for part in self.parts for p in part.backbone_parameters(self)}
+        was_enabled = [part.enabled for part in self.parts]
         with torch.no_grad():
+            saved = {name: params[name].detach().clone() for name in self._initial}
             for name, initial in self._initial.items():
-                saved[name] = params[name].detach().clone()
                 params[name].copy_(initial.to(params[name].device))
-        prompt = self.visual_prompt
-        was_enabled = getattr(prompt, "enabled", None)
-        if prompt is not None:
-            prompt.enabled = False
+        for part in self.parts:
+            part.set_enabled(False)
         try:
             yield self
         finally:
             with torch.no_grad():
                 for name, value in saved.items():
                     params[name].copy_(value)
-            if prompt is not None:
-                prompt.enabled = was_enabled
+            for part, enabled in zip(self.parts, was_enabled):
+                part.set_enabled(enabled)
 
-    def drift_state(self) -> dict[str, torch.Tensor]:
-        """What drift analysis needs, as flat tensors: ``initial/<name>`` and ``final/<name>`` of every trainable
-        parameter, and ``merged/<backbone name>`` for backbone weights that LoRA changes (W + s B A)."""
-        out = {}
-        for name, p in self.trainable_parameters():
-            out[f"initial/{name}"] = self.initial_trainable[name].detach().cpu().contiguous()
-            out[f"final/{name}"] = p.detach().cpu().contiguous()
+    def adapted_backbone_weights(self) -> dict[str, torch.Tensor]:
+        """Every backbone weight the adaptation changes, by its frozen-backbone name, as the model computes with
+        it now: the parameters parts train in place, and the weights parts change through inserted modules
+        (merged). Inside ``frozen_view`` the same names give the frozen values."""
+        out = {self.frozen_name(p): p.detach() for part in self.parts for p in part.backbone_parameters(self)}
         for part in self.parts:
-            if hasattr(part, "merged_weights"):
-                for name, value in part.merged_weights(self).items():
-                    out[f"merged/{name}"] = value.detach().cpu().contiguous()
+            out.update({name: value.detach() for name, value in part.merged_weights(self).items()})
         return out
 
     # ------------------------------------------------------------------ classes
     @torch.no_grad()
     def _set_class_tensors(self, classnames: list[str]) -> None:
         self.classnames = list(classnames)
-        prompts = [t.format(c) for c in classnames for t in self.templates]
-        device = self.clip.logit_scale.device
-        tokens = self.tokenizer(prompts).to(device)
+        tokens = self.tokenizer(class_prompts(classnames, self.templates)).to(self.clip.logit_scale.device)
         self.template_tokens = tokens
-        feats = F.normalize(encode_token_ids(self.clip, tokens, self.text_chunk).float(), dim=-1)
-        feats = feats.view(len(classnames), len(self.templates), -1).mean(dim=1)
-        self.zero_shot_text = F.normalize(feats, dim=-1)
+        self.zero_shot_text = average_templates(prompt_features(self.clip, tokens, self.text_chunk), len(classnames))
 
     def set_classes(self, classnames: list[str], templates: list[str] | None = None) -> None:
         """Score a different set of classes (base -> new, cross-dataset) with the adapted model."""
@@ -201,20 +204,21 @@ class AdaptedCLIP(nn.Module):
                 flat = encode_prompts(self.clip, emb.flatten(0, 1), eot.repeat(b), self.text_chunk)
                 return flat.view(b, c, -1)
             return encode_prompts(self.clip, emb, eot, self.text_chunk)
-        if self.uses_text_encoder:
-            feats = F.normalize(encode_token_ids(self.clip, self.template_tokens, self.text_chunk), dim=-1)
-            return feats.view(len(self.classnames), len(self.templates), -1).mean(dim=1)
+        if any(p.modifies_text_encoder for p in self.active_parts):
+            feats = prompt_features(self.clip, self.template_tokens, self.text_chunk)
+            return average_templates(feats, len(self.classnames), renormalise=False)
         return self.zero_shot_text
 
     def forward(self, batch: Batch) -> StepOutput:
         image_raw = self.image_features_raw(batch)
         image = image_raw
-        for part in self.parts:
+        parts = self.active_parts
+        for part in parts:
             image = part.image_features(image)
         image_n = F.normalize(image, dim=-1)
         text_raw = self.text_features_raw(image_n)
         text = text_raw
-        for part in self.parts:
+        for part in parts:
             text = part.text_features(text)
         text_n = F.normalize(text, dim=-1)
         scale = self.logit_scale
@@ -225,7 +229,7 @@ class AdaptedCLIP(nn.Module):
         out = StepOutput(image=image_n, text=text_n, logits=logits, scale=scale, zero_shot_text=self.zero_shot_text,
                          image_raw=image_raw, text_raw=text_raw, image_adapted=image, text_adapted=text,
                          labels=batch.labels)
-        for part in self.parts:
+        for part in parts:
             out.logits = part.logits(out.logits, out)
         return out
 
@@ -233,7 +237,7 @@ class AdaptedCLIP(nn.Module):
         """Cross-entropy of the logits plus every part's extra term; returns the total and its pieces."""
         ce = F.cross_entropy(out.logits.float(), out.labels)
         total, pieces = ce, {"ce": float(ce.detach())}
-        for part in self.parts:
+        for part in self.active_parts:
             extra = part.loss(out)
             if extra is not None:
                 total = total + extra
@@ -244,7 +248,7 @@ class AdaptedCLIP(nn.Module):
     def predict(self, batch: Batch) -> torch.Tensor:
         """Inference logits [B, C]: the forward pass, or an ensemble part's combination with the frozen model."""
         out = self.forward(batch)
-        for part in self.parts:
+        for part in self.active_parts:
             combined = part.ensemble(self, out, batch.features)
             if combined is not None:
                 return combined

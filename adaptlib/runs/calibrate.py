@@ -12,13 +12,16 @@ to the smaller factor). The result is written as JSON next to the profile and co
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing as mp
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..data.embedded import TASKS
 from ..methods import get_recipe
 from ..utils.atomic import atomic_write_json
 from .run import RunContext, execute
@@ -55,8 +58,6 @@ def calibrate(methods: dict[str, dict], tasks: list[str], shots: int = 16, seed:
         for factor in factors:
             for task in tasks:
                 jobs_list.append((method, task, float(factor), base_train, shots, seed, tuple(crop_scale)))
-    from tqdm.auto import tqdm
-
     with mp.get_context("spawn").Pool(jobs) as pool:
         rows = list(tqdm(pool.imap(_one, jobs_list), total=len(jobs_list), desc="calibrate"))
     chosen = {}
@@ -83,10 +84,6 @@ def calibrate(methods: dict[str, dict], tasks: list[str], shots: int = 16, seed:
 
 
 if __name__ == "__main__":
-    import argparse
-
-    from ..data.embedded import TASKS
-
     parser = argparse.ArgumentParser(prog="python -m adaptlib.runs.calibrate", description=__doc__)
     parser.add_argument("input", help="JSON: method -> training overrides (the step cap), optionally 'factors'")
     parser.add_argument("output", help="calibration JSON (updated in place for the methods calibrated)")

@@ -1,6 +1,6 @@
 """Sweeps beyond one machine: the pending runs as a SLURM job array through submitit.
 
-Each array task runs a chunk of runs through the same worker loop as a local sweep (``sweep.work``), so it
+Each array task runs a chunk of runs through the same worker loop as a local sweep (``worker.work``), so it
 claims each run's lock in the shared store and writes its own result files; a task that is preempted or hits
 its time limit is requeued and skips the runs already done. ``executor="local"`` runs the same jobs as local
 processes (submitit's LocalExecutor), which is how the tests exercise this path.
@@ -14,7 +14,10 @@ from typing import Callable
 
 import submitit
 
+from ..utils.names import unknown_name_error
 from .profile import Profile
+from .spec import RunSpec
+from .worker import Outcome, WorkerOptions, work
 
 EXECUTORS = ("slurm", "local", "debug")
 # profile `cluster:` keys -> submitit parameters (slurm_* ones are ignored by the local executor)
@@ -26,9 +29,7 @@ PARAMETERS = {"partition": "slurm_partition", "gpus_per_node": "gpus_per_node", 
 class SweepJob(submitit.helpers.Checkpointable):
     """One array task: run a chunk of runs. On requeue it is called again with the same chunk (done runs skip)."""
 
-    def __call__(self, spec_dicts: list[dict], opts) -> list:
-        from .sweep import work
-
+    def __call__(self, spec_dicts: list[dict], opts: WorkerOptions) -> list[Outcome]:
         return work(spec_dicts, opts)
 
 
@@ -41,8 +42,6 @@ def chunks(items: list, n_chunks: int) -> list[list]:
 
 def make_executor(kind: str, folder: Path, profile: Profile, jobs: int) -> submitit.AutoExecutor:
     if kind not in EXECUTORS:
-        from ..utils.names import unknown_name_error
-
         raise unknown_name_error("executor", kind, EXECUTORS)
     executor = submitit.AutoExecutor(folder=folder, cluster=kind)
     params = {PARAMETERS[k]: v for k, v in profile.cluster.items() if k in PARAMETERS}
@@ -54,11 +53,9 @@ def make_executor(kind: str, folder: Path, profile: Profile, jobs: int) -> submi
     return executor
 
 
-def submit(dicts: list[dict], opts, profile: Profile, kind: str, wait: bool, jobs: int, runs_per_job: int | None,
-           summary, echo: Callable[[str], None]) -> list:
+def submit(dicts: list[dict], opts: WorkerOptions, profile: Profile, kind: str, wait: bool, jobs: int,
+           runs_per_job: int | None, summary, echo: Callable[[str], None]) -> list[Outcome]:
     """Submit the pending runs as a job array; with ``wait``, collect every task's outcomes."""
-    from .sweep import Outcome
-
     folder = Path(opts.results) / "_submitit"
     executor = make_executor(kind, folder, profile, jobs)
     if kind == "slurm":
@@ -83,6 +80,4 @@ def submit(dicts: list[dict], opts, profile: Profile, kind: str, wait: bool, job
 
 
 def _keys(part: list[dict]) -> list[str]:
-    from .spec import RunSpec
-
     return [RunSpec.from_dict(d).key() for d in part]

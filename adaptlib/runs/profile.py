@@ -26,7 +26,9 @@ A profile holds (every key but ``methods`` optional)::
 
 A method entry may set ``method``, ``parts`` (hybrids), ``train``, ``part_options``, ``ensemble_alphas``,
 ``save_state``, ``crop_scale`` and ``feature_cache``. Everything is validated before any run starts: unknown
-names get the nearest valid one, and shot counts are checked against the smallest class of each dataset.
+names get the nearest valid one, every part and training option is checked against its type and range, and shot
+counts are checked against the smallest class of each dataset. Numbers may be written as the papers write them
+(``lr: 2e-4``; plain YAML would read that as a string).
 """
 
 from __future__ import annotations
@@ -37,8 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..utils.names import nearest, unknown_name_error
-from .spec import SETTINGS, RunSpec
+import open_clip
+import yaml
+
+# importing backbones.load also registers the project's models with open_clip
+from ..backbones.load import BackboneUnavailableError, _resolve_embedded, check_checkpoint
+from ..data.embedded import parse_task_name
+from ..data.registry import dataset_names, get_dataset, is_embedded
+from ..methods import RECIPES
+from ..utils.names import unknown_name_error, unknown_name_message
+from ..utils.paths import REPO_ROOT
+from ..utils.typed import load_yaml
+from .spec import SETTINGS, RunSpec, check_spec
 
 TOP_KEYS = ("name", "description", "backbone", "backbones", "pretrained", "quick_gelu", "results", "run_defaults",
             "datasets", "shots", "seeds", "methods", "settings", "groups", "cluster")
@@ -136,17 +148,24 @@ class Profile:
 
 
 # ------------------------------------------------------------------------------------------------ loading
+def resolve_profile_path(profile: str | os.PathLike) -> Path:
+    """A profile file (``profiles/embedded.yaml``, any existing path) as it is; a bare name (``embedded``,
+    ``smoke``, ``paper``) -> that profile's file in the repository's ``profiles/``."""
+    path = Path(profile)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return REPO_ROOT / "profiles" / f"{profile}.yaml"
+
+
 def load_profile(path: str | os.PathLike, data_root: str | None = None, check_data: bool = False) -> Profile:
     """Read and validate a profile file. ``check_data`` also checks shot counts against the data (benchmarks
     need ``data_root`` for that) and that the backbone weights can be found, as a sweep does before it starts."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ProfileError(f"profile file {path} does not exist; profiles live in profiles/ "
                            f"({', '.join(sorted(p.stem for p in path.parent.glob('*.yaml'))) or 'none here'})")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ProfileError(f"profile {path} is not valid YAML: {err}") from None
     profile = parse_profile(raw, path)
@@ -213,9 +232,7 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
 
 
 def _unknown(prefix: str, name: str, valid) -> ProfileError:
-    guess = nearest(str(name), valid)
-    hint = f" Did you mean {guess!r}?" if guess else ""
-    return ProfileError(f"{prefix} {name!r}.{hint} Valid: {', '.join(sorted(valid))}")
+    return ProfileError(unknown_name_message(prefix, name, valid))
 
 
 def _check_mapping(value: Any, where: str) -> None:
@@ -327,6 +344,9 @@ def _grid(name: str, setting: str, methods: Any, body: dict, known: dict[str, Me
     eval_datasets = _names(body.get("eval_datasets", []), f"{here}.eval_datasets")
     if eval_datasets and setting != "cross_dataset":
         raise ProfileError(f"{here}: eval_datasets only applies to the cross_dataset setting (got {setting!r})")
+    if setting == "cross_dataset" and not eval_datasets:
+        raise ProfileError(f"{here}: the cross_dataset setting needs eval_datasets, the datasets to evaluate on after "
+                           f"training on its datasets (e.g. eval_datasets: [imagenet_v2, imagenet_sketch])")
     return Grid(name, setting, entries, grid_datasets, _ints(body.get("shots", shots), f"{here}.shots", 1),
                 _ints(body.get("seeds", seeds), f"{here}.seeds", 0), eval_datasets)
 
@@ -334,14 +354,6 @@ def _grid(name: str, setting: str, methods: Any, body: dict, known: dict[str, Me
 # ------------------------------------------------------------------------------------------------ validation
 def _check_names(profile: Profile, where: str) -> None:
     """Method, part, option, dataset and backbone names, checked without loading any weights or data."""
-    import open_clip
-
-    from ..backbones import load as _  # noqa: F401  (registers the project's model configs with open_clip)
-    from ..data.registry import dataset_names, is_embedded
-    from ..methods import RECIPES
-    from ..methods.registry import build_part
-    from .run import recipe_for
-
     models = open_clip.list_models()
     for bb in profile.backbones:
         if bb.name not in models:
@@ -350,8 +362,6 @@ def _check_names(profile: Profile, where: str) -> None:
     for grid in profile.grids:
         for ds in grid.datasets + grid.eval_datasets:
             if is_embedded(ds):
-                from ..data.embedded import parse_task_name
-
                 try:
                     parse_task_name(ds)
                 except ValueError as err:
@@ -369,31 +379,18 @@ def _check_names(profile: Profile, where: str) -> None:
             profile.methods[entry.label] is not entry else f"{where}: methods.{entry.label}"
         if entry.method != "hybrid" and entry.method not in RECIPES:
             raise _unknown(f"{here}: unknown method", entry.method, list(RECIPES) + ["hybrid"])
-        spec = profile.method_spec(entry.label, grid.datasets[0], grid.shots[0], grid.seeds[0], grid.setting,
-                                   entry=entry)
         try:
-            recipe = recipe_for(spec)
-            recipe.train_config(spec.setting, spec.dataset).with_overrides(spec.train_overrides())
-            overrides = spec.part_overrides()
-            parts = dict(recipe.part_options(spec.setting, spec.dataset))
-            unknown = set(overrides) - set(parts)
-            if unknown:
-                raise ValueError(f"part_options names parts {sorted(unknown)} that method {entry.method!r} "
-                                 f"does not have (its parts: {sorted(parts)})")
-            for name, options in parts.items():
-                build_part(name, {**options, **overrides.get(name, {})})
-        except (KeyError, ValueError) as err:
+            spec = profile.method_spec(entry.label, grid.datasets[0], grid.shots[0], grid.seeds[0], grid.setting,
+                                       eval_datasets=tuple(grid.eval_datasets), entry=entry)
+            check_spec(spec)  # the method, its parts, every part and training option (names, types, ranges)
+        except (KeyError, ValueError, TypeError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             raise ProfileError(f"{here}: {message}") from None
 
 
 def min_class_count(dataset: str, data_root: str | None) -> tuple[int, int, str]:
     """(train, val, class) of the smallest class of ``dataset``: the most shots and validation shots it allows."""
-    from ..data.registry import get_dataset, is_embedded
-
     if is_embedded(dataset):
-        from ..data.embedded import parse_task_name
-
         spec = parse_task_name(dataset)
         if spec.kind != "digits":
             return spec.per_class[0], spec.per_class[1], spec.classes[0]
@@ -412,19 +409,20 @@ def min_class_count(dataset: str, data_root: str | None) -> tuple[int, int, str]
 
 def check_profile_data(profile: Profile, data_root: str | None) -> None:
     """Shot counts against each dataset's smallest class, and the backbone weights, before any run starts."""
-    from ..backbones.load import BackboneUnavailableError, _resolve_embedded
-    from ..data.registry import is_embedded
-
     for bb in profile.backbones:
         if bb.pretrained and bb.pretrained.startswith("embedded"):
             try:
-                _resolve_embedded(bb.name, bb.pretrained)
+                check_checkpoint(_resolve_embedded(bb.name, bb.pretrained), bb.pretrained)
             except BackboneUnavailableError as err:
                 raise ProfileError(f"profile {profile.path}: {err}") from None
         elif bb.pretrained and ("/" in bb.pretrained or bb.pretrained.endswith((".pt", ".bin", ".safetensors"))):
             if not Path(bb.pretrained).expanduser().is_file():
                 raise ProfileError(f"profile {profile.path}: checkpoint file {bb.pretrained} of backbone "
                                    f"{bb.name!r} does not exist; fix 'pretrained' in the profile")
+            try:
+                check_checkpoint(Path(bb.pretrained).expanduser(), bb.pretrained)
+            except BackboneUnavailableError as err:
+                raise ProfileError(f"profile {profile.path}: {err}") from None
     limits: dict[str, tuple[int, int, str]] = {}
     for grid in profile.grids:
         for ds in grid.datasets + grid.eval_datasets:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,17 +19,18 @@ from ..backbones import load_backbone
 from ..data.protocol import FewShotTask, sample_few_shot, subsample_classes
 from ..data.registry import get_dataset
 from ..data.transforms import TransformConfig
-from ..methods import build_model, get_recipe, hybrid_recipe
-from ..methods.model import AdaptedCLIP, Batch
-from ..methods.parts.base import ClassesNotSupported, Part, TrainFeatures
+from ..methods import build_model
+from ..methods.model import AdaptedCLIP
+from ..methods.parts.base import ClassesNotSupported, Part
+from ..methods.state import save_adapted_state
+from ..methods.step import Batch, TrainFeatures
 from ..training.data import FeatureBatches, ImageBatches
 from ..training.evaluate import accuracy, encode_adapted, predict
 from ..training.features import FeatureCache, frozen_features
 from ..training.loop import TrainLog, train
-from ..utils.atomic import atomic_save
 from ..utils.seeding import seed_everything
 from ..utils.versions import code_version, library_versions
-from .spec import RunSpec
+from .spec import RunSpec, recipe_for
 
 
 @dataclass
@@ -57,14 +58,6 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
-
-
-def recipe_for(spec: RunSpec):
-    if spec.method == "hybrid":
-        if not spec.hybrid_parts:
-            raise ValueError("method 'hybrid' needs parts (e.g. --parts coop_prompt,clip_adapter,layernorm)")
-        return hybrid_recipe(spec.hybrid(), spec.method_label if spec.label else None)
-    return get_recipe(spec.method)
 
 
 @dataclass
@@ -99,8 +92,9 @@ class Run:
                    spec.feature_cache and not model.uses_image_encoder)
 
     @property
-    def has_ensemble(self) -> bool:
-        return any(p.name == "adaptive_ensemble" for p in self.model.parts)
+    def ensemble_parts(self) -> list[Part]:
+        """Parts whose ensemble weight ``alpha`` acts only at inference, so a sweep over it needs no retraining."""
+        return self.model.parts_with_inference_option("alpha")
 
     def frozen(self, task: FewShotTask, samples, split: str, views: int = 0) -> torch.Tensor:
         return frozen_features(self.backbone, task, samples, split, self.tf_cfg, self.device, self.cache,
@@ -128,7 +122,7 @@ class Run:
                     chosen[part.name] = part.fit(model, train_feats, val_feats)
         if not has_trainable:
             return chosen, None
-        total_steps = train_cfg.total_steps(spec.shots, len(tt.train), spec.dataset)
+        total_steps = train_cfg.total_steps(spec.shots, len(tt.train))
         per_epoch = train_cfg.steps_per_epoch(len(tt.train))
         torch.manual_seed(spec.seed)  # training draws never depend on what the feature cache held
         if self.cached_mode:
@@ -218,17 +212,19 @@ class Run:
 
     def ensemble_sweep(self, alphas: tuple[float, ...], features_cache: dict) -> dict:
         """Metrics with the ensemble's alpha fixed to each value (no retraining: alpha acts at inference)."""
-        part = next(p for p in self.model.parts if p.name == "adaptive_ensemble")
-        original = part.config
+        parts = self.ensemble_parts
+        originals = [p.config for p in parts]
         out = {}
         try:
             for alpha in alphas:
-                part.config = replace(original, alpha=float(alpha))
+                for part in parts:
+                    part.set_inference_option("alpha", float(alpha))
                 for name, value in self.evaluate(features_cache).items():
                     if isinstance(value, float):
                         out[f"{name}@alpha={float(alpha):g}"] = value
         finally:
-            part.config = original
+            for part, config in zip(parts, originals):
+                part.config = config
         return out
 
     @torch.no_grad()
@@ -252,11 +248,11 @@ class Run:
     def save_state(self) -> str | None:
         if not (self.spec.save_state and self.ctx.state_dir):
             return None
-        from safetensors.torch import save_file
-
         path = Path(self.ctx.state_dir) / f"{self.spec.key()}.safetensors"
-        state = self.model.drift_state()
-        atomic_save(path, lambda tmp: save_file(state, str(tmp), metadata={"key": self.spec.key()}))
+        spec = self.spec
+        save_adapted_state(self.model, path, backbone={"name": spec.backbone, "pretrained": spec.pretrained,
+                                                       "quick_gelu": spec.quick_gelu},
+                           metadata={"key": spec.key(), "spec": spec.to_dict()})
         return str(path)
 
 
@@ -275,7 +271,7 @@ def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
         chosen.setdefault(name, {}).update(values)
     features_cache: dict = {}
     metrics = run.evaluate(features_cache)
-    if spec.ensemble_alphas and run.has_ensemble:
+    if spec.ensemble_alphas and run.ensemble_parts:
         metrics.update(run.ensemble_sweep(spec.ensemble_alphas, features_cache))
     if ctx.evaluate_on == "test":
         metrics.update(run.representation_drift(features_cache))
@@ -290,7 +286,7 @@ def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
         "metrics": metrics,
         "chosen": chosen,
         "train": log.to_dict() if log else {"steps": 0, "trainable_parameters": 0},
-        "trainable_parameters": model.num_trainable() + _fitted_parameters(model),
+        "trainable_parameters": model.num_trainable() + model.num_fitted(),
         "data": {"train": len(run.train_task.train), "val": len(run.train_task.val),
                  "test": len(run.train_task.test), "classes": run.train_task.num_classes,
                  "feature_cache": run.cached_mode},
@@ -301,7 +297,3 @@ def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
         "wall_seconds": round(time.perf_counter() - start, 3),
     }
 
-
-def _fitted_parameters(model) -> int:
-    """Parameters fitted in closed form rather than by gradients (the linear probe's C x (E + 1))."""
-    return sum(p.head.weight.numel() + p.head.bias.numel() for p in model.parts if p.name == "linear_head")

@@ -9,13 +9,16 @@ Layout of a store folder::
     _states/<key>.safetensors trained parameters of runs that keep them (drift analysis)
     _journal.jsonl           one line per run started, finished or failed (an audit trail, appended)
 
-A run is done when its valid result file exists. Folders starting with ``_`` are never read as results.
+A run is done when its valid result file exists: it parses, its config matches its ``config_hash`` and key, and
+the whole record matches the ``content_hash`` written with it (so metrics edited by hand are caught); an invalid
+file is moved to ``_invalid/`` and its run redone. Folders starting with ``_`` are never read as results.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -24,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..utils.atomic import atomic_write_json
+from ..utils.atomic import WriteError, _json_default, atomic_write_json
 from .spec import RunSpec
 
 REQUIRED = ("key", "config", "config_hash", "metrics")
@@ -50,9 +53,18 @@ def state_dir(root: Path) -> Path:
     return Path(root) / "_states"
 
 
+def content_hash(record: dict) -> str:
+    """sha256 of the whole record as JSON (every field but ``content_hash`` itself): an edit anywhere (metrics,
+    chosen values, the training log) no longer matches it."""
+    body = {k: v for k, v in record.items() if k != "content_hash"}
+    body = json.loads(json.dumps(body, default=_json_default))  # the record exactly as the file holds it
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_result(root: Path, result: dict) -> Path:
+    """Write ``result`` atomically with its ``content_hash``; ``result`` itself is not changed."""
     path = result_path(root, result["key"])
-    atomic_write_json(path, result)
+    atomic_write_json(path, {**result, "content_hash": content_hash(result)})
     return path
 
 
@@ -71,6 +83,9 @@ def read_result(path: Path, expected: RunSpec | None = None) -> dict:
         raise InvalidResult(f"{path} holds a config that is not a run's ({err})") from None
     if spec.config_hash() != record["config_hash"] or spec.key() != record["key"]:
         raise InvalidResult(f"{path}: its config does not match its config_hash/key (edited or damaged)")
+    if "content_hash" in record and record["content_hash"] != content_hash(record):
+        raise InvalidResult(f"{path}: its content does not match its content_hash (metrics or other fields edited "
+                            f"by hand, or damaged)")
     if expected is not None and record["key"] != expected.key():
         raise InvalidResult(f"{path} holds run {record['key']}, not {expected.key()}")
     if not isinstance(record["metrics"], dict):
@@ -126,11 +141,19 @@ def journal(root: Path, event: str, key: str, sweep: str, **extra) -> None:
     line = json.dumps({"event": event, "key": key, "sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(),
                        "time": round(time.time(), 3), **extra}, sort_keys=True) + "\n"
     path = Path(root) / "_journal.jsonl"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:  # disk full: name the file, and leave no empty journal behind
+        try:
+            if path.stat().st_size == 0:
+                path.unlink()
+        except OSError:
+            pass
+        raise WriteError(path, err) from None
 
 
 def read_journal(root: Path) -> list[dict]:

@@ -1,47 +1,31 @@
 """Run a profile's grid: skip what is done, run the rest in worker processes or on a cluster, never lose a result.
 
-Every worker, local or on SLURM, goes through the same loop (``work``): for each run it takes the run's lock in
-the store (an flock, freed by the kernel if the worker dies), checks again that no valid result exists, runs it,
-and writes the result atomically. Workers of one sweep, and separate sweeps on the same store, therefore never
+Every worker, local or on SLURM, goes through the same loop (``worker.work``): for each run it takes the run's
+lock in the store (an flock, freed by the kernel if the worker dies), checks again that no valid result exists, runs
+it, and writes the result atomically. Workers of one sweep, and separate sweeps on the same store, therefore never
 run a run twice, and a sweep killed at any moment resumes by being started again.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import queue as queue_module
 import secrets
-import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+from tqdm.auto import tqdm
+
+from .cluster import submit
 from .profile import Profile, check_profile_data, check_writable, load_profile
 from .spec import RunSpec
-from .store import (InvalidResult, claim, clear_failure, journal, quarantine, read_failure, result_path, state_dir,
-                    valid_result, write_failure, write_result)
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """What every worker needs besides its runs (picklable: it travels to processes and SLURM jobs)."""
-
-    results: str
-    sweep: str
-    device: str = "auto"
-    data_root: str | None = None
-    threads: int = 1
-    loader_workers: int = 0
-
-
-@dataclass
-class Outcome:
-    key: str
-    status: str  # ran | done (a valid result was already there) | failed | invalid (a bad file was moved aside)
-    seconds: float = 0.0
-    error: str | None = None
+from .store import InvalidResult, result_path, valid_result, write_failure
+from .worker import Outcome, WorkerOptions, process_main, work
 
 
 @dataclass
@@ -81,95 +65,6 @@ class SweepSummary:
             lines.append(f"submitted {len(self.submitted)} cluster jobs: {', '.join(self.submitted[:10])}"
                          + (" ..." if len(self.submitted) > 10 else ""))
         return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------ one worker
-def attempt(spec: RunSpec, opts: WorkerOptions, wait: bool, emit: Callable[[str, str, dict], None]) -> Outcome | None:
-    """Run ``spec`` unless it is done; None when another process holds it (and ``wait`` is False)."""
-    from .run import RunContext, execute
-
-    root, key = Path(opts.results), spec.key()
-    with claim(root, key, wait=wait) as mine:
-        if not mine:
-            return None
-        try:
-            if valid_result(root, spec) is not None:
-                return _skipped(Outcome(key, "done"), emit)
-        except InvalidResult as err:
-            moved = quarantine(root, key)
-            emit("invalid", key, {"message": f"{err} -> {moved}"})
-        failure = read_failure(root, key)
-        if failure and failure.get("sweep") == opts.sweep:  # failed once in this sweep: do not retry now
-            return _skipped(Outcome(key, "failed", error=failure.get("error")), emit)
-        emit("start", key, {})
-        journal(root, "start", key, opts.sweep)
-        start = time.perf_counter()
-        ctx = RunContext(device=opts.device, data_root=opts.data_root, threads=opts.threads,
-                         num_workers=opts.loader_workers, state_dir=str(state_dir(root)))
-        try:
-            result = execute(spec, ctx)
-        except Exception as err:  # the run failed: record it, the sweep goes on
-            message = f"{type(err).__name__}: {err}"
-            write_failure(root, spec, message, traceback.format_exc(), opts.sweep)
-            journal(root, "failed", key, opts.sweep, error=message)
-            emit("failed", key, {"error": message})
-            return Outcome(key, "failed", time.perf_counter() - start, message)
-        if result.get("state_file"):
-            result["state_file"] = os.path.relpath(result["state_file"], root)
-        result["sweep"] = opts.sweep
-        write_result(root, result)
-        clear_failure(root, key)
-        seconds = time.perf_counter() - start
-        journal(root, "done", key, opts.sweep, seconds=round(seconds, 3))
-        emit("done", key, {"seconds": seconds})
-        return Outcome(key, "ran", seconds)
-
-
-def work(spec_dicts: list[dict], opts: WorkerOptions, emit: Callable[[str, str, dict], None] | None = None
-         ) -> list[Outcome]:
-    """The worker loop: claim and run each run not done; then wait for the runs other processes held."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(opts.threads)
-    emit = emit or (lambda event, key, info: None)
-    specs = [RunSpec.from_dict(d) for d in spec_dicts]
-    outcomes, busy = [], []
-    # numpy/scipy BLAS too: oversubscribed cores slow the small fits of a run down many times
-    with threadpool_limits(opts.threads):
-        for spec in specs:
-            outcome = attempt(spec, opts, wait=False, emit=emit)
-            if outcome is None:
-                busy.append(spec)
-            else:
-                outcomes.append(outcome)
-        for spec in busy:  # held by another worker: wait for it, then it is done (or redo it if its holder died)
-            outcomes.append(attempt(spec, opts, wait=True, emit=emit))
-    return outcomes
-
-
-def _skipped(outcome: Outcome, emit: Callable[[str, str, dict], None]) -> Outcome:
-    """Tell the parent about a run this worker did not run (done by another process, or failed in this sweep)."""
-    emit("skip", outcome.key, {"status": outcome.status, "error": outcome.error})
-    return outcome
-
-
-def _worker_main(spec_dicts: list[dict], opts: WorkerOptions, queue) -> None:
-    """Entry point of a local worker process: dies with its parent, reports events through ``queue``."""
-    _die_with_parent()
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    work(spec_dicts, opts, emit=lambda event, key, info: queue.put((event, key, info, os.getpid())))
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker when the sweep process dies (no orphans after a kill -9)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
 
 
 # ------------------------------------------------------------------------------------------------ the sweep
@@ -212,8 +107,6 @@ def run_sweep(profile: str | Path | Profile, jobs: int = 1, results: str | Path 
                          device=device, data_root=data_root, threads=threads, loader_workers=loader_workers)
     dicts = [s.to_dict() for s in pending]
     if executor:
-        from .cluster import submit
-
         outcomes = submit(dicts, opts, profile, executor, wait=wait, jobs=jobs, runs_per_job=runs_per_job,
                           summary=summary, echo=echo)
     elif jobs == 1:
@@ -244,8 +137,6 @@ class _Progress:
     """tqdm bar over the pending runs with the counts a sweep needs: done, running, failed; tqdm gives the ETA."""
 
     def __init__(self, total: int, enabled: bool, name: str):
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(total=total, desc=f"sweep {name}", unit="run", disable=not enabled, dynamic_ncols=True,
                         mininterval=float(os.environ.get("TQDM_MININTERVAL", 1.0)))
         self.running: set[str] = set()
@@ -281,8 +172,6 @@ def _run_here(dicts: list[dict], opts: WorkerOptions, progress: bool, name: str)
 
 
 def _torch_threads(n: int | None = None) -> int:
-    import torch
-
     if n is not None:
         torch.set_num_threads(n)
     return torch.get_num_threads()
@@ -291,12 +180,9 @@ def _torch_threads(n: int | None = None) -> int:
 def _run_processes(dicts: list[dict], opts: WorkerOptions, jobs: int, progress: bool, name: str,
                    summary: SweepSummary) -> list[Outcome]:
     """``jobs`` worker processes over the same list; the store's locks keep them off each other's runs."""
-    import multiprocessing as mp
-    import queue as queue_module
-
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    workers = [ctx.Process(target=_worker_main, args=(dicts, opts, events), name=f"adaptlib-worker-{i}")
+    workers = [ctx.Process(target=process_main, args=(dicts, opts, events), name=f"adaptlib-worker-{i}")
                for i in range(min(jobs, len(dicts)))]
     bar = _Progress(len(dicts), progress, name)
     outcomes: dict[str, Outcome] = {}

@@ -1,4 +1,7 @@
-"""``adaptlib sweep PROFILE`` and ``adaptlib results``: the command-line side of sweeps and the results store."""
+"""``adaptlib sweep PROFILE`` and ``adaptlib results``: the command-line side of sweeps and the results store.
+
+The commands import the sweep machinery when they run, so that ``adaptlib --help`` does not load torch.
+"""
 
 from __future__ import annotations
 
@@ -33,23 +36,25 @@ def register(sub) -> None:
     r.set_defaults(func=cmd_results)
 
 
-def resolve_profile(name: str) -> Path:
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    from ..utils.paths import REPO_ROOT
-
-    return REPO_ROOT / "profiles" / f"{name}.yaml"
+DRY_RUN_LISTED = 20  # pending runs listed by --dry-run (then "... and N more")
 
 
 def cmd_sweep(args) -> int:
-    from .profile import load_profile
+    from ..utils.atomic import writable_problem
+    from .profile import ProfileError, check_profile_data, load_profile, resolve_profile_path
     from .store import result_path
     from .sweep import pending_runs, run_sweep
 
-    profile = load_profile(resolve_profile(args.profile))
+    profile = load_profile(resolve_profile_path(args.profile))
     results = Path(args.results or profile.results or f"results/{profile.name}")
-    if args.dry_run:
+    if args.dry_run:  # every check the real sweep makes before it starts, without creating anything
+        if args.jobs < 1 or args.threads < 1:
+            raise ValueError(f"--jobs and --threads must be at least 1 (got {args.jobs}, {args.threads})")
+        problem = writable_problem(results)
+        if problem:
+            raise ProfileError(f"results directory {problem}: choose another with --results DIR or fix its "
+                               f"permissions")
+        check_profile_data(profile, args.data_root)
         specs = profile.expand()
         pending, done, invalid = pending_runs(specs, results)
         by_grid = {g.name: len(g.methods) * len(g.datasets) * len(g.shots) * len(g.seeds) * len(profile.backbones)
@@ -58,8 +63,12 @@ def cmd_sweep(args) -> int:
               f"{len(invalid)} invalid files) in {results}")
         for name, n in by_grid.items():
             print(f"  {name:24s} {n:6d} runs (before removing duplicates)")
-        for spec in pending[:20]:
+        for spec in pending[:DRY_RUN_LISTED]:
             print(f"  to run: {result_path(results, spec.key())}")
+        if len(pending) > DRY_RUN_LISTED:
+            print(f"  ... and {len(pending) - DRY_RUN_LISTED} more")
+        for message in invalid:
+            print(f"  invalid (the sweep moves it to _invalid/ and redoes its run): {message}")
         return 0
     loader_workers = args.loader_workers
     if loader_workers is None:
@@ -75,6 +84,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
+    from ..utils.atomic import writable_problem
     from .table import write_tables
 
     root = Path(args.results)
@@ -82,7 +92,13 @@ def cmd_results(args) -> int:
         print(f"error: results folder {root} does not exist: run a sweep first (make sweep, adaptlib sweep PROFILE)",
               file=sys.stderr)
         return 2
-    info = write_tables(root, Path(args.out) if args.out else root)
+    out = Path(args.out) if args.out else root
+    problem = writable_problem(out)
+    if problem:
+        hint = "write the tables elsewhere with --out DIR" if not args.out else "choose another --out DIR"
+        print(f"error: cannot write the tables: {problem}; {hint} (the store itself is only read)", file=sys.stderr)
+        return 2
+    info = write_tables(root, out)
     for problem in info["problems"]:
         print(f"invalid result file (left out; the next sweep redoes its run): {problem}", file=sys.stderr)
     print(f"{info['runs']} runs -> {info['csv']}" + (f" and {info['parquet']}" if info["parquet"] else "")

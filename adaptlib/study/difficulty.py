@@ -6,27 +6,36 @@ APEX's claims tested here:
    the text adapter, APEX) over text-prompt methods (CoOp, CoCoOp, KgCoOp) grows with transfer difficulty;
 2. the adaptive ensemble with the frozen model helps everywhere: on new classes its harmonic mean is at least
    that of the adapted model alone (alpha = 1) on (nearly) every task.
+
+The class counts and APEX's class distance of each task come from the measures stage (``adaptlib.measures``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
 from ..analysis import difficulty_table
-from .tables import ZERO_SHOT, base_to_new_long, few_shot_long, harmonic_mean, num_classes
+from .tables import ZERO_SHOT, base_to_new_long, few_shot_long, harmonic_mean
 
 VISUAL_PROMPT_OR_TEXT_ADAPTER = ("vpt_shallow", "vpt_deep", "text_adapter", "apex")
 TEXT_PROMPT_ONLY = ("coop", "cocoop", "kgcoop")
 MEASURES = ("rtd", "zero_shot_error_kappa", "headroom")
 
 
-def task_difficulty(df: pd.DataFrame, shots: int = 16, data_root: str | None = None) -> pd.DataFrame:
-    """Per task: classes, zero-shot and 16-shot linear-probe accuracy (fractions), RTD, 1 - kappa, headroom, ranks."""
+def task_difficulty(df: pd.DataFrame, classes: Mapping[str, int], shots: int = 16) -> pd.DataFrame:
+    """Per task: classes, zero-shot and 16-shot linear-probe accuracy (fractions), RTD, 1 - kappa, headroom, ranks.
+    ``classes``: each task's number of classes (the measures table ``tasks``: ``Measures.classes``)."""
     long = few_shot_long(df, [ZERO_SHOT, "linear_probe"])
     sel = long[long["shots"] == shots].pivot(index="dataset", columns="method", values="mean") / 100
-    table = pd.DataFrame({"dataset": sel.index, "classes": [num_classes(d, data_root) for d in sel.index],
+    missing = [d for d in sel.index if d not in classes]
+    if missing:
+        raise KeyError(f"no class count of task(s) {missing}: the measures are not of these results "
+                       f"(make measures)")
+    table = pd.DataFrame({"dataset": sel.index, "classes": [classes[d] for d in sel.index],
                           "zero_shot": sel[ZERO_SHOT].values, "linear_probe_16": sel["linear_probe"].values})
     out = difficulty_table(table)
     return out.set_index("dataset") if "dataset" in out.columns else out
@@ -115,24 +124,6 @@ def ensemble_claim(sweep: pd.DataFrame, tolerance: float = 0.0) -> dict:
             "tasks": int(len(sweep)), "mean_hm_gain_over_alpha1": float((sweep["hm_adaptive"] - sweep["hm@1"]).mean()),
             "mean_hm_gain_over_best_fixed": float((sweep["hm_adaptive"] - sweep["hm_best_fixed"]).mean()),
             "supported": bool(share >= 0.8)}
-
-
-def class_distance(backbone, dataset, template: str = "a photo of a {}.") -> float:
-    """Mean over new classes of APEX's dbar: 1 - mean cosine to the base classes' frozen text features."""
-    import torch.nn.functional as F
-
-    from ..data.protocol import base_new_classes
-    from ..methods.encoders import encode_token_ids
-
-    import torch
-
-    base, new = base_new_classes(dataset.num_classes)
-    names = dataset.classnames
-    with torch.no_grad():
-        feats = F.normalize(encode_token_ids(backbone.model, backbone.tokenizer(
-            [template.format(c) for c in names])).float(), dim=-1)
-    cos = feats[new] @ feats[base].T
-    return float((1 - cos.mean(dim=1)).mean())
 
 
 def correlation(x, y) -> float:

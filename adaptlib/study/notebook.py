@@ -1,39 +1,84 @@
-"""What every study notebook does first and last: load (or, for the smoke profile, produce) the results, and
-write its verdict where the README's findings section picks it up."""
+"""What every study notebook does first and last: read its inputs (the results table and the measures tables of
+one results folder) and write its figures, tables and verdict where the README's findings section picks them up.
+
+A notebook takes no model and no dataset: what is computed from them is the measures stage's
+(``adaptlib measures``, ``make measures``), and is read here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from ..measures.layout import measures_dir, read_manifest, read_table, results_digest
 from ..reporting import save_figure, save_table
 from ..utils.atomic import atomic_write_json
-from ..utils.paths import REPO_ROOT
-from .tables import load_results
 
 
-def profile_path(profile: str) -> Path:
-    path = Path(profile)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    return REPO_ROOT / "profiles" / f"{profile}.yaml"
+class Measures:
+    """The measures tables of a results folder, as the notebooks use them. They must be of the results table
+    that is there now (the manifest records its digest): stale measures raise instead of being used."""
+
+    def __init__(self, results_dir: str | Path, check: bool = True):
+        self.results_dir = Path(results_dir)
+        self.folder = measures_dir(results_dir)
+        self.manifest = read_manifest(self.folder)
+        if check and self.manifest.get("results_sha256") != results_digest(results_dir):
+            raise ValueError(f"the measures in {self.folder} are of other results than {self.results_dir}/results.csv"
+                             f": compute them again (make measures, or adaptlib measures --results {results_dir})")
+
+    def table(self, name: str) -> pd.DataFrame:
+        return read_table(self.folder, name)
+
+    @staticmethod
+    def _rows(table: pd.DataFrame, tasks: Iterable[str] | None, what: str) -> pd.DataFrame:
+        table = table.set_index("dataset").rename_axis(None)
+        if tasks is None:
+            return table
+        tasks = list(tasks)
+        missing = [t for t in tasks if t not in table.index]
+        if missing:
+            raise KeyError(f"no {what} of task(s) {missing} in the measures: compute them again (make measures)")
+        return table.loc[tasks]
+
+    @property
+    def classes(self) -> pd.Series:
+        """Number of classes per task."""
+        return self._rows(self.table("tasks"), None, "class count")["classes"]
+
+    def class_structure(self, split: str, tasks: Iterable[str] | None = None) -> pd.DataFrame:
+        """Tasks x class-structure measures of the frozen backbone on the ``'test'`` split or the few-shot
+        ``'train'`` split (largest shot count, seed 1), in the order of ``tasks`` (default: all, sorted)."""
+        if split not in ("test", "train"):
+            raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+        return self._rows(self.table(f"class_structure_{split}"), tasks, f"{split}-split class structure")
+
+    def class_distance(self, tasks: Iterable[str] | None = None) -> pd.Series:
+        """APEX's class distance of new to base classes per base-to-new task."""
+        return self._rows(self.table("class_distance"), tasks, "class distance")["class_distance"]
+
+    @property
+    def drift(self) -> pd.DataFrame:
+        """Per-tensor parameter drift of every run that saved its state (method, dataset, seed, key columns)."""
+        drift = self.table("drift")
+        if drift.empty:
+            raise ValueError("no run saved its state (profile group 'drift' with save_state: true)")
+        return drift
+
+    def cka(self) -> tuple[dict[str, list[float]], dict[str, str]]:
+        """({method label: per-layer CKA on the probe task}, {method label: why it has none})."""
+        table = self.table("cka")
+        layers = [c for c in table.columns if c.isdigit()]
+        notes = table["note"].fillna("").astype(str) if "note" in table.columns else pd.Series("", index=table.index)
+        ckas = {row["method"]: [row[c] for c in layers] for (_, row), note in zip(table.iterrows(), notes)
+                if not note}
+        return ckas, {m: note for m, note in zip(table["method"], notes) if note}
 
 
-def prepare(profile: str, results_dir: str, run_missing: bool = False, jobs: int = 1) -> pd.DataFrame:
-    """The profile's results table; with ``run_missing`` the profile's sweep runs first for whatever is missing
-    (the smoke profile's grid takes seconds, which is how nbval runs the notebooks in CI)."""
-    results = Path(results_dir)
-    if run_missing:
-        from ..runs.sweep import run_sweep
-
-        summary = run_sweep(profile_path(profile), jobs=jobs, results=results, progress=False)
-        if summary.failed:
-            raise RuntimeError(f"{summary.failed} runs of profile {profile!r} failed; see {results}/_failures")
-        from ..runs.table import write_tables
-
-        write_tables(results, results)
-    return load_results(results)
+def load_measures(results_dir: str | Path) -> Measures:
+    """The measures of ``results_dir`` (``<results_dir>/measures/``, written by ``adaptlib measures``)."""
+    return Measures(results_dir)
 
 
 class Outputs:

@@ -7,10 +7,8 @@ base and new accuracies, the standard protocol (APEX's paper averages per-task h
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ZERO_SHOT = "zeroshot"
@@ -125,13 +123,6 @@ def parameter_table(df: pd.DataFrame) -> pd.DataFrame:
     return table.loc[method_order(table.index)]
 
 
-@lru_cache(maxsize=64)
-def num_classes(dataset: str, data_root: str | None = None) -> int:
-    from ..data.registry import get_dataset
-
-    return get_dataset(dataset, data_root).num_classes
-
-
 def rank_table(matrix: pd.DataFrame) -> pd.DataFrame:
     """Rank of each method on each task (1 = best), and its mean rank."""
     ranks = matrix.drop(columns=["average"], errors="ignore").rank(ascending=False, method="min")
@@ -144,8 +135,3 @@ def seeds_complete(df: pd.DataFrame) -> dict:
     return {"runs": int(len(df)), "methods": int(df["method_label"].nunique()),
             "tasks": int(df.loc[~df["dialled"], "dataset"].nunique()), "seeds": sorted(map(int, df["seed"].unique())),
             "shots": sorted(map(int, df["shots"].unique()))}
-
-
-def mean_over(values) -> float:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
-    return float(np.mean(values)) if values else float("nan")

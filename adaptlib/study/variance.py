@@ -6,6 +6,9 @@ Claims tested:
 2. a hybrid of them gets the strengths of each: the best fixed hybrid is at least as good as the best single
    method on average, and a rule that picks parts from measured task properties (measured on the few-shot
    training data only) is at least as good as the best single method.
+
+The class-structure measures of the tasks come from the measures stage (``adaptlib.measures.structure``: tables
+``class_structure_test`` and ``class_structure_train``); this module reads them.
 """
 
 from __future__ import annotations
@@ -14,50 +17,12 @@ import re
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 
-from ..analysis import class_structure
 from .tables import few_shot_long
 
 THREE = ("coop", "clip_adapter", "layernorm")
 PART_OF = {"coop": "prompt", "clip_adapter": "adapter", "layernorm": "ln"}
 DIAL = re.compile(r"(inter|intra|shift)=([0-9.]+)")
-
-
-@torch.no_grad()
-def structure_of(backbone, task, samples, device="cpu") -> dict:
-    """Class-structure measures of the frozen backbone on ``samples`` of ``task`` (image features) and of its
-    class names (text features averaged over the task's templates), plus the zero-shot accuracy on them."""
-    from ..data.transforms import TransformConfig
-    from ..methods.encoders import encode_token_ids
-    from ..training.features import encode_samples
-
-    cfg = TransformConfig.for_backbone(backbone)
-    feats = F.normalize(encode_samples(backbone.model, task, samples, cfg, False, torch.device(device)), dim=-1)
-    labels = np.array([s.label for s in samples])
-    prompts = [t.format(c) for c in task.classnames for t in task.templates]
-    text = F.normalize(encode_token_ids(backbone.model, backbone.tokenizer(prompts)).float(), dim=-1)
-    text = F.normalize(text.view(len(task.classnames), len(task.templates), -1).mean(1), dim=-1)
-    out = class_structure(feats.numpy(), labels, text.numpy())
-    out["zero_shot_accuracy"] = float(((feats @ text.T).argmax(1).numpy() == labels).mean())
-    return {k: v for k, v in out.items() if np.isscalar(v)}
-
-
-def task_structures(backbone, datasets: list[str], split: str = "train", shots: int = 16, seed: int = 1,
-                    data_root: str | None = None) -> pd.DataFrame:
-    """Per task, the measures of :func:`structure_of` on the few-shot training split (``split='train'``: what a
-    practitioner can measure before choosing a method) or on the full test split (``split='test'``)."""
-    from ..data.protocol import sample_few_shot
-    from ..data.registry import get_dataset
-
-    rows = {}
-    for name in datasets:
-        # the test split needs no few-shot sample (a class may have fewer training images than ``shots``)
-        task = sample_few_shot(get_dataset(name, data_root), shots if split == "train" else 0, seed)
-        samples = task.train if split == "train" else task.test
-        rows[name] = structure_of(backbone, task, samples)
-    return pd.DataFrame(rows).T
 
 
 def winners(df: pd.DataFrame, methods=THREE, shots: int = 16, datasets: list[str] | None = None) -> pd.DataFrame:

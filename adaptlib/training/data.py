@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 
 from ..data.transforms import TensorImages, TransformConfig, image_batches, in_memory
-from ..methods.model import Batch
+from ..methods.step import Batch
 
 
 def _steps(n: int, batch_size: int) -> list[slice]:

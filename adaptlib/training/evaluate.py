@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from ..data.transforms import TransformConfig, image_batches
-from ..methods.model import AdaptedCLIP, Batch
+from ..methods.model import AdaptedCLIP
+from ..methods.step import Batch
 from .loop import autocast_for
 
 

@@ -7,16 +7,16 @@ frozen then train on these features instead of running the encoder every step, a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..data.dataset import Sample
 from ..data.transforms import TransformConfig, image_batches
-from ..utils.atomic import atomic_save
+from ..utils.atomic import remove_damaged, save_cache
 from ..utils.paths import cache_dir
 
 
@@ -45,19 +45,29 @@ class FeatureCache:
 
         try:
             tensors = load_file(str(path))
-            return tensors["features"]
+            # a fresh allocation: loaded tensors sit at the file's byte offsets, and CPU reductions over
+            # misaligned memory round differently, so a cache hit would change a run's last digits
+            return tensors["features"].clone()
         except (SafetensorError, OSError, KeyError, RuntimeError):
-            path.unlink(missing_ok=True)  # a damaged entry is recomputed, never used
+            remove_damaged(path)  # a damaged entry is recomputed, never used
             return None
 
     def save(self, key: dict, features: torch.Tensor) -> None:
         path = self.path(key)
         if path is None:
             return
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         meta = {k: str(v) for k, v in key.items()}
-        atomic_save(path, lambda tmp: save_file({"features": features.contiguous().cpu()}, str(tmp), metadata=meta))
+
+        def save(tmp: Path) -> None:
+            try:
+                save_file({"features": features.contiguous().cpu()}, str(tmp), metadata=meta)
+            except SafetensorError as err:  # its I/O errors (disk full) are not OSErrors
+                raise OSError(errno.EIO, str(err)) from None
+
+        save_cache(path, save, "feature cache")  # a cache that cannot be written is a warning; the run goes on
 
 
 @torch.no_grad()
@@ -102,12 +112,18 @@ def frozen_features(backbone, task, samples: list[Sample], split: str, transform
                                progress=progress, desc=f"encode {split}")
         cache.save(key, feats)
         return feats
+    from tqdm.auto import tqdm
+
     per_view = []
+    # one bar for all the views (not one per view)
+    bar = tqdm(total=views, desc=f"encode {split} ({views} views)", unit="view", disable=not progress, leave=False,
+               mininterval=1.0)
     for v in range(views):
         key = {**base_key, "transform": transform_cfg.describe(train=True), "view": v, "seed": seed}
         cached = cache.load(key)
         if cached is not None and cached.shape[0] == len(samples):
             per_view.append(cached)
+            bar.update(1)
             continue
         view_seed = int(_digest([seed, v, base_key["samples"]])[:8], 16)
         # Augmentations draw from the global generator (main process) or from worker seeds derived from `gen`.
@@ -116,12 +132,9 @@ def frozen_features(backbone, task, samples: list[Sample], split: str, transform
             torch.manual_seed(view_seed)
             gen = torch.Generator().manual_seed(view_seed)
             feats = encode_samples(backbone.model, task, samples, transform_cfg, True, device, batch_size,
-                                   num_workers, generator=gen, progress=progress,
-                                   desc=f"encode {split} view {v + 1}/{views}")
+                                   num_workers, generator=gen)
         cache.save(key, feats)
         per_view.append(feats)
+        bar.update(1)
+    bar.close()
     return torch.stack(per_view, dim=1)
-
-
-def normalise(features: torch.Tensor) -> torch.Tensor:
-    return F.normalize(features.float(), dim=-1)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..methods.model import AdaptedCLIP, Batch
-from .config import TrainConfig
+from ..methods.model import AdaptedCLIP
+from ..methods.step import Batch
+from ..methods.train_config import TrainConfig
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -41,22 +42,14 @@ class TrainLog:
 def parameter_groups(model: AdaptedCLIP, cfg: TrainConfig) -> list[dict]:
     """One optimiser group per learning rate: ``cfg.part_lr`` gives a part its own (a hybrid's parts keep the
     learning rates of the methods they come from); every other trainable parameter uses ``cfg.lr``."""
-    owner: dict[int, str] = {}
-    for part in model.parts:
-        for p in part.parameters():
-            owner[id(p)] = part.name
-        for name in getattr(part, "parameter_names", []):
-            owner[id(model.clip.get_parameter(name))] = part.name
-        for name, p in model.clip.named_parameters():  # modules a part inserted into the backbone (LoRA)
-            if part.name == "lora" and ".lora_" in name:
-                owner[id(p)] = part.name
     unknown = set(cfg.part_lr) - {p.name for p in model.parts}
     if unknown:
         raise ValueError(f"part_lr names parts {sorted(unknown)} that this model does not have "
                          f"({[p.name for p in model.parts]})")
     groups: dict[float, list] = {}
     for _, p in model.trainable_parameters():
-        lr = cfg.part_lr.get(owner.get(id(p), ""), cfg.lr)
+        owner = model.owner(p)
+        lr = cfg.part_lr.get(owner.name, cfg.lr) if owner is not None else cfg.lr
         groups.setdefault(lr, []).append(p)
     return [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in sorted(groups.items())]
 

@@ -2,6 +2,8 @@
 
 ``BENCHMARKS`` describes each one (folder, split file, class-name convention, CoOp template, target-only flag,
 source dataset); ``load_benchmark(name, root)`` reads it from DATA_ROOT. Nothing is downloaded: see data/DATASETS.md.
+The nine datasets with CoOp's split file are records of one table (``split_file``), as are the four ImageNet
+variants (``imagenet``); ImageNet and FGVC-Aircraft have readers of their own.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from pathlib import Path
 
 from ...utils.names import unknown_name_error
 from ..dataset import ClassificationDataset
-from . import (caltech101, dtd, eurosat, fgvc_aircraft, food101, imagenet, imagenet_a, imagenet_r, imagenet_sketch,
-               imagenet_v2, oxford_flowers, oxford_pets, stanford_cars, sun397, ucf101)
+from . import fgvc_aircraft, imagenet
 from .base import (BenchmarkInfo, DatasetNotFoundError, SplitFileError, TargetOnlyDataset, TargetOnlySplitError,
                    data_root)
+from .split_file import SPLIT_FILE_BENCHMARKS
 from .templates import COOP_TEMPLATES, IMAGENET_TEMPLATES
 
-_MODULES = (imagenet, caltech101, oxford_pets, stanford_cars, oxford_flowers, food101, fgvc_aircraft, sun397, dtd,
-            eurosat, ucf101, imagenet_v2, imagenet_sketch, imagenet_a, imagenet_r)
-BENCHMARKS: dict[str, BenchmarkInfo] = {m.INFO.name: m.INFO for m in _MODULES}
+_INFOS = {info.name: info for info in (imagenet.INFO, fgvc_aircraft.INFO,
+                                       *(r.info for r in SPLIT_FILE_BENCHMARKS + imagenet.VARIANTS))}
+# the protocol's order (CoOp's table), then the variants
+BENCHMARKS: dict[str, BenchmarkInfo] = {name: _INFOS[name] for name in (
+    "imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft", "sun397",
+    "dtd", "eurosat", "ucf101", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r")}
 FEW_SHOT_BENCHMARKS: tuple[str, ...] = tuple(n for n, i in BENCHMARKS.items() if not i.target_only)
 IMAGENET_VARIANTS: tuple[str, ...] = tuple(n for n, i in BENCHMARKS.items() if i.target_only)
 

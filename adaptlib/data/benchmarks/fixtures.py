@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...utils.names import unknown_name_error
+
 PER_SPLIT = {"train": 2, "val": 1, "test": 2}
 IMAGENET = [("n01440764", "tench"), ("n01443537", "goldfish"), ("n01484850", "great white shark")]
 IMAGENET_A = ["n01443537", "n01484850"]
@@ -162,8 +164,6 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 def build_fixture_root(root: str | os.PathLike, names: Iterable[str] | None = None) -> Path:
     """Write the tiny layout of ``names`` (default: every benchmark) under ``root`` and return ``root``."""
-    from ...utils.names import unknown_name_error
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for name in BUILDERS if names is None else names:

@@ -1,4 +1,5 @@
-"""ImageNet-1k as CoOp reads it: ``imagenet/images/{train,val}/<wnid>/`` + ``imagenet/classnames.txt`` (1000 classes).
+"""ImageNet-1k as CoOp reads it: ``imagenet/images/{train,val}/<wnid>/`` + ``imagenet/classnames.txt`` (1000 classes),
+and its four test-only variants (``VARIANTS``: one record each, one reader).
 
 ``classnames.txt`` ("<wnid> <class name>" per line, CLIP's names, sorted by wnid) fixes the label order; the
 ImageNet variants share it. Shots come from the train folder; the 50k val folder is the test split.
@@ -11,6 +12,8 @@ val is held out of the train folder instead: per class, the last ``min(50, max(1
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ..dataset import ClassificationDataset, Sample
@@ -131,4 +134,39 @@ INFO = BenchmarkInfo(
     name="imagenet", title="ImageNet", folder="imagenet", image_dir="images", split_file=None, num_classes=1000,
     classnames="classnames.txt ('<wnid> <name>' per line, CLIP's names), file order = labels",
     templates=(COOP_TEMPLATES["ImageNet"],), reader=load,
+)
+
+
+@dataclass(frozen=True)
+class ImageNetVariant:
+    """What sets one test-only ImageNet variant apart from the others; ``read`` is the one reader."""
+
+    name: str
+    title: str  # CoOp's dataset name (template key)
+    folder: str  # dataset folder under DATA_ROOT
+    image_dir: str  # folder of the class folders, under the dataset folder
+    num_classes: int
+    classnames: str
+    numbered: bool = False  # class folders 0..999 by ImageNet label (ImageNetV2), else wnids in sorted order
+
+    @cached_property
+    def info(self) -> BenchmarkInfo:
+        return BenchmarkInfo(name=self.name, title=self.title, folder=self.folder, image_dir=self.image_dir,
+                             split_file=None, num_classes=self.num_classes, classnames=self.classnames,
+                             templates=(COOP_TEMPLATES[self.title],), reader=self.read, target_only=True,
+                             source="imagenet")
+
+    def read(self, root: Path) -> ClassificationDataset:
+        return load_variant(self.info, root, self.image_dir, self.numbered)
+
+
+BY_WNID = "ImageNet's classnames.txt by wnid folder; labels in sorted wnid order"
+VARIANTS: tuple[ImageNetVariant, ...] = (
+    # matched frequency; folder i holds ImageNet class i, so labels are ImageNet's
+    ImageNetVariant("imagenet_v2", "ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", 1000,
+                    "ImageNet's classnames.txt; folder i = ImageNet label i", numbered=True),
+    ImageNetVariant("imagenet_sketch", "ImageNetSketch", "imagenet-sketch", "images", 1000, BY_WNID),
+    # 200 of ImageNet's classes, labelled 0..199 in sorted wnid order as in CoOp; info["source_labels"] maps them
+    ImageNetVariant("imagenet_a", "ImageNetA", "imagenet-adversarial", "imagenet-a", 200, BY_WNID),
+    ImageNetVariant("imagenet_r", "ImageNetR", "imagenet-rendition", "imagenet-r", 200, BY_WNID),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...utils.atomic import atomic_save
+from ...utils.atomic import remove_damaged, save_cache
 from ...utils.paths import cache_dir
 from ..dataset import SPLITS, ArrayImageLoader, ClassificationDataset, Sample
 from .tasks import DIAL_ALIASES, TASKS, Dials, TaskSpec, generate_split, parse_task_name
@@ -19,8 +19,8 @@ def task_arrays(spec: TaskSpec, use_cache: bool = True) -> dict[str, tuple[np.nd
         try:
             with np.load(path, allow_pickle=False) as z:
                 return {s: (z[f"{s}_images"], z[f"{s}_labels"]) for s in SPLITS}
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a broken cache file is regenerated, never used
+        except Exception:  # noqa: BLE001 - truncated (BadZipFile, EOFError, zlib.error), garbage, wrong content
+            remove_damaged(path)  # a broken cache file is regenerated, never used
     out = {s: generate_split(spec, s) for s in SPLITS}
     if use_cache:
         arrays = {f"{s}_{part}": a for s, (x, y) in out.items() for part, a in (("images", x), ("labels", y))}
@@ -29,7 +29,7 @@ def task_arrays(spec: TaskSpec, use_cache: bool = True) -> dict[str, tuple[np.nd
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        atomic_save(path, save)
+        save_cache(path, save, "embedded-task cache")  # cannot be written: a warning, the arrays stay in memory
     return out
 
 

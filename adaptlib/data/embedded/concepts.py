@@ -130,16 +130,6 @@ def hue_to_rgb(hue_deg: float, saturation: float = 0.85, value: float = 0.95) ->
     return int(round(255 * r)), int(round(255 * g)), int(round(255 * b))
 
 
-def colour_rgb(name: str) -> tuple[int, int, int]:
-    if name in HUES:
-        return hue_to_rgb(HUES[name])
-    if name in SHADES:
-        return hue_to_rgb(SHADES[name])
-    if name in ACHROMATIC:
-        return ACHROMATIC[name]
-    raise KeyError(f"unknown colour {name!r}")
-
-
 # Fill textures of a shape. "solid" is the default fill.
 SEEN_TEXTURES = ["solid", "striped", "dotted", "checkered"]
 WITHHELD_TEXTURES = ["wavy", "speckled"]

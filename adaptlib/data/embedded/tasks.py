@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ...utils.names import unknown_name_error
 from .concepts import (
     HUES,
     MEDIUM_SIZE,
@@ -24,6 +25,7 @@ from .concepts import (
     hue_to_rgb,
     shape_profile,
 )
+from .digits import digits_split
 from .render import Scene, render
 
 IMAGE_SIZE = 32
@@ -114,8 +116,6 @@ def parse_task_name(name: str) -> TaskSpec:
     """``shape`` or ``shape@inter=0.3,intra=0.8,shift=0.5`` -> the task spec with those dials."""
     base, _, dial_text = name.partition("@")
     if base not in TASKS:
-        from ...utils.names import unknown_name_error
-
         raise unknown_name_error("embedded task", base, TASKS)
     spec = TASKS[base]
     if not dial_text:
@@ -217,9 +217,7 @@ def generate_split(spec: TaskSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
     index = {"train": 0, "val": 1, "test": 2}[split]
     n = spec.per_class[index]
     if spec.kind == "digits":
-        from .digits import digits_split
-
-        return digits_split(spec, split)
+        return digits_split(spec.classes, spec.per_class, spec.seed, split, IMAGE_SIZE)
     seed = int(hashlib.sha256(f"{spec.key()}/{split}".encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
     geometry = _class_geometry(spec)

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Part, PartConfig
+from .base import Part, PartConfig, require_range
 
 
 @dataclass
 class ClipAdapterConfig(PartConfig):
     ratio: float = 0.2
     reduction: int = 4
+
+    def check(self) -> None:
+        require_range(self, "ratio", 0, 1)
+        require_range(self, "reduction", 1)
 
 
 class ClipAdapter(Part):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .base import require_range
 from .coop import CoOpConfig, CoOpPrompt
 
 
@@ -20,6 +21,10 @@ class CoCoOpConfig(CoOpConfig):
     n_ctx: int = 4
     init: str | None = "a photo of a"
     meta_reduction: int = 16
+
+    def check(self) -> None:
+        super().check()
+        require_range(self, "meta_reduction", 1)
 
 
 class ConditionalPrompt(CoOpPrompt):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import ClassesNotSupported, Part, PartConfig
+from .base import ClassesNotSupported, Part, PartConfig, require_choice, require_range
 
 
 @dataclass
@@ -25,6 +25,12 @@ class CoOpConfig(PartConfig):
     class_specific: bool = False
     init_std: float = 0.02
     learnable_tokens: int | None = None  # with init: how many leading tokens learn (default: all)
+
+    def check(self) -> None:
+        require_range(self, "n_ctx", 1)
+        require_choice(self, "class_token_position", ("end", "middle", "front"))
+        require_range(self, "init_std", 0)
+        require_range(self, "learnable_tokens", 1, optional=True)
 
 
 class CoOpPrompt(Part):

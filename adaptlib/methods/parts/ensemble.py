@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import Part, PartConfig
+from ...backbones.text import prompt_features
+from ...utils.typed import OptionTypeError
+from .base import Part, PartConfig, require_range
 
 
 @dataclass
@@ -29,10 +31,25 @@ class EnsembleConfig(PartConfig):
     epsilon: float = 0.05
     template: str = "a photo of a {}."  # the frozen class features t0 that measure class distance
 
+    def check(self) -> None:
+        if self.alpha != "adaptive":
+            try:
+                alpha = float(self.alpha)
+            except (TypeError, ValueError):
+                alpha = None
+            if alpha is None or not 0.0 <= alpha <= 1.0:
+                raise OptionTypeError(f"option 'alpha' = {self.alpha!r} is out of range: expected 'adaptive' or "
+                                      f"a value in [0, 1]")
+        require_range(self, "beta", 0)
+        require_range(self, "epsilon", 0)
+        if "{}" not in self.template:
+            raise OptionTypeError(f"option 'template' = {self.template!r} needs a '{{}}' where the class name goes")
+
 
 class AdaptiveEnsemble(Part):
     name = "adaptive_ensemble"
     config_class = EnsembleConfig
+    inference_options = ("alpha",)  # the ensemble weight acts only at inference: sweeping it needs no retraining
 
     def attach(self, model) -> None:
         if self.config.alpha != "adaptive" and not 0.0 <= float(self.config.alpha) <= 1.0:
@@ -43,11 +60,9 @@ class AdaptiveEnsemble(Part):
 
     @torch.no_grad()
     def _frozen_text(self, model, classnames: list[str]) -> torch.Tensor:
-        from ..encoders import encode_token_ids
-
         tokens = model.tokenizer([self.config.template.format(c) for c in classnames]).to(model.logit_scale.device)
         with model.frozen_view():
-            return F.normalize(encode_token_ids(model.clip, tokens).float(), dim=-1)
+            return prompt_features(model.clip, tokens)
 
     def alphas_for(self, text0: torch.Tensor) -> torch.Tensor:
         """alpha_c for classes with frozen features ``text0`` [C, E], relative to the training classes."""
@@ -61,7 +76,6 @@ class AdaptiveEnsemble(Part):
 
     def set_classes(self, model, classnames: list[str]) -> None:
         self.class_alpha = self.alphas_for(self._frozen_text(model, classnames))
-
 
     @torch.no_grad()
     def ensemble(self, model, out, frozen_image):

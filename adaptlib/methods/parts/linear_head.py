@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ClassesNotSupported, Part, PartConfig
+from ...utils.typed import OptionTypeError
+from .base import ClassesNotSupported, Part, PartConfig, require_range
 
 
 @dataclass
@@ -25,6 +26,14 @@ class LinearHeadConfig(PartConfig):
     refine_steps: int = 8  # halvings at most (stops at 1/8 decade)
     max_iter: int = 1000
     normalise: bool = True  # fit on L2-normalised features
+
+    def check(self) -> None:
+        lo, hi, n = self.c_grid
+        if not (lo < hi and n >= 2):
+            raise OptionTypeError(f"option 'c_grid' = {self.c_grid!r} is out of range: expected [low, high, points] "
+                                  f"with low < high and at least 2 points")
+        require_range(self, "refine_steps", 0)
+        require_range(self, "max_iter", 1)
 
 
 def fit_logistic(train_x: np.ndarray, train_y: np.ndarray, c: float, max_iter: int, seed: int = 0):
@@ -114,6 +123,9 @@ class LinearHead(Part):
             self.head.bias.copy_(bias.float())
         self.chosen = {"C": float(c), "log10_C": math.log10(c), "val_accuracy": val_acc, "C_tried": len(tried)}
         return self.chosen
+
+    def fitted_parameters(self) -> list[torch.Tensor]:
+        return [self.head.weight, self.head.bias]
 
     def set_classes(self, model, classnames: list[str]) -> None:
         if list(classnames) != self._trained_classes:

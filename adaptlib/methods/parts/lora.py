@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Part, PartConfig
+from ...utils.typed import OptionTypeError
+from .base import Part, PartConfig, require_choice, require_range
 
 
 @dataclass
@@ -27,6 +28,19 @@ class LoRAConfig(PartConfig):
     targets: tuple[str, ...] = ("q", "k", "v")
     tower: str = "both"  # image | text | both
     layers: tuple[int, ...] | None = None  # default: every layer
+
+    def check(self) -> None:
+        require_range(self, "rank", 1)
+        require_range(self, "alpha", 0)
+        require_range(self, "dropout", 0, 1, high_open=True)
+        bad = [t for t in self.targets if t not in ("q", "k", "v")]
+        if bad or not self.targets:
+            raise OptionTypeError(f"option 'targets' = {list(self.targets)!r} is out of range: expected a non-empty "
+                                  f"list of 'q', 'k', 'v'")
+        require_choice(self, "tower", ("image", "text", "both"))
+        if self.layers is not None and any(i < 0 for i in self.layers):
+            raise OptionTypeError(f"option 'layers' = {list(self.layers)!r} is out of range: expected layer "
+                                  f"indices >= 0")
 
 
 class LoRAAttention(nn.Module):
@@ -109,21 +123,22 @@ class LoRA(Part):
             wrapper.attn.requires_grad_(False)
 
     def merged_weights(self, model) -> dict[str, torch.Tensor]:
-        """Each adapted attention's in-projection with the LoRA update merged in, named as in the backbone."""
+        """Each adapted attention's in-projection with the LoRA update merged in (W + s B A), named as in the
+        frozen backbone; the frozen W while switched off."""
         out = {}
-        names = {id(m): n for n, m in model.clip.named_modules()}
         for wrapper in self.wrapped.values():
             weight = wrapper.attn.in_proj_weight.detach().clone()
             w = wrapper.attn.embed_dim
             for i, t in enumerate(("q", "k", "v")):
-                if t in wrapper.lora_A:
+                if self.enabled and t in wrapper.lora_A:
                     weight[i * w:(i + 1) * w] += wrapper.scaling * (wrapper.lora_B[t] @ wrapper.lora_A[t]).detach()
-            out[f"{names[id(wrapper.attn)]}.in_proj_weight".replace(".attn.attn.", ".attn.")] = weight
+            out[model.frozen_name(wrapper.attn.in_proj_weight)] = weight
         return out
 
     def set_enabled(self, enabled: bool) -> None:
-        for wrapper in self.wrapped.values():
-            wrapper.enabled = enabled
+        super().set_enabled(enabled)
+        for wrapper in getattr(self, "wrapped", {}).values():
+            wrapper.enabled = self.enabled
 
     @property
     def modifies_image_encoder(self) -> bool:  # type: ignore[override]

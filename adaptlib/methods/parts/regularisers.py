@@ -11,12 +11,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import Part, PartConfig
+from .base import Part, PartConfig, require_range
 
 
 @dataclass
 class TextRegulariserConfig(PartConfig):
     weight: float = 8.0
+
+    def check(self) -> None:
+        require_range(self, "weight", 0)
 
 
 class TextRegulariser(Part):

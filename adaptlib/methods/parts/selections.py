@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import Part, PartConfig
+from ...utils.typed import OptionTypeError
+from .base import Part, PartConfig, require_choice
 
 TOWERS = ("image", "text", "both")
 
@@ -27,37 +28,44 @@ def _check_tower(tower: str, part: str) -> None:
 
 
 class ParameterSelection(Part):
-    """Unfreezes the backbone parameters matched by ``selected(name, module, param_name)``."""
+    """Unfreezes the backbone parameters matched by ``selected(name, module, param_name)`` and owns them."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._selected: list[nn.Parameter] = []  # not registered: they stay the backbone's parameters
+        self._towers: set[str] = set()
 
     def selected(self, module_name: str, module: nn.Module, param_name: str) -> bool:
         raise NotImplementedError
 
     def attach(self, model) -> None:
-        chosen = []
         for module_name, module in model.clip.named_modules():
             for param_name, param in module.named_parameters(recurse=False):
                 if self.selected(module_name, module, param_name):
                     param.requires_grad_(True)
-                    chosen.append(f"{module_name}.{param_name}")
-        if not chosen:
+                    self._selected.append(param)
+                    self._towers.add("image" if module_name.startswith("visual.") else "text")
+        if not self._selected:
             raise ValueError(f"part {self.name!r} found no parameters to train in this backbone")
-        self.parameter_names = chosen
 
-    def towers(self) -> set[str]:
-        return {"image" if n.startswith("visual.") else "text" for n in getattr(self, "parameter_names", [])}
+    def backbone_parameters(self, model) -> list[nn.Parameter]:
+        return list(self._selected)
 
     @property
     def modifies_image_encoder(self) -> bool:  # type: ignore[override]
-        return "image" in self.towers()
+        return "image" in self._towers
 
     @property
     def modifies_text_encoder(self) -> bool:  # type: ignore[override]
-        return "text" in self.towers()
+        return "text" in self._towers
 
 
 @dataclass
 class LayerNormConfig(PartConfig):
     tower: str = "both"  # image | text | both
+
+    def check(self) -> None:
+        require_choice(self, "tower", TOWERS)
 
 
 class LayerNormTuning(ParameterSelection):
@@ -74,6 +82,9 @@ class LayerNormTuning(ParameterSelection):
 @dataclass
 class BitFitConfig(PartConfig):
     tower: str = "both"
+
+    def check(self) -> None:
+        require_choice(self, "tower", TOWERS)
 
 
 class BitFit(ParameterSelection):
@@ -93,24 +104,22 @@ class ClipFitConfig(PartConfig):
     text_bias: str = r"^transformer\.resblocks\.\d+\.mlp\.c_proj$"  # FFN output-projection biases
     image_layernorms: bool = True
 
+    def check(self) -> None:
+        try:
+            re.compile(self.text_bias)
+        except re.error as err:
+            raise OptionTypeError(f"option 'text_bias' = {self.text_bias!r} is not a valid regular expression "
+                                  f"({err})") from None
 
-class ClipFitParameters(Part):
+
+class ClipFitParameters(ParameterSelection):
     """CLIPFit (Li et al., EMNLP 2024): the text FFNs' ``c_proj`` biases and every image LayerNorm."""
 
     name = "clipfit_params"
     config_class = ClipFitConfig
-    modifies_image_encoder = True
-    modifies_text_encoder = True
 
-    def attach(self, model) -> None:
-        pattern = re.compile(self.config.text_bias)
-        chosen = []
-        for module_name, module in model.clip.named_modules():
-            if pattern.match(module_name) and getattr(module, "bias", None) is not None:
-                module.bias.requires_grad_(True)
-                chosen.append(f"{module_name}.bias")
-            if self.config.image_layernorms and module_name.startswith("visual.") and isinstance(module, nn.LayerNorm):
-                for p_name, p in module.named_parameters(recurse=False):
-                    p.requires_grad_(True)
-                    chosen.append(f"{module_name}.{p_name}")
-        self.parameter_names = chosen
+    def selected(self, module_name, module, param_name) -> bool:
+        if re.match(self.config.text_bias, module_name) and param_name == "bias":
+            return True
+        return (self.config.image_layernorms and module_name.startswith("visual.")
+                and isinstance(module, nn.LayerNorm))

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Part, PartConfig
+from ...utils.typed import OptionTypeError
+from .base import Part, PartConfig, require_range
 
 
 @dataclass
@@ -25,6 +26,16 @@ class TipCacheConfig(PartConfig):
     search: bool = True  # search alpha and beta on the few-shot validation set
     search_scale: tuple[float, float] = (7.0, 3.0)  # beta, alpha grids run from 0.1 up to (not including) these
     search_step: tuple[int, int] = (200, 20)
+
+    def check(self) -> None:
+        require_range(self, "alpha", 0)
+        require_range(self, "beta", 0)
+        if not all(s > 0.1 for s in self.search_scale):
+            raise OptionTypeError(f"option 'search_scale' = {list(self.search_scale)!r} is out of range: expected "
+                                  f"two values > 0.1 (the grids run from 0.1 up to them)")
+        if not all(s >= 1 for s in self.search_step):
+            raise OptionTypeError(f"option 'search_step' = {list(self.search_step)!r} is out of range: expected "
+                                  f"two integers >= 1")
 
 
 def search_grid(scale: float, steps: int) -> np.ndarray:
@@ -45,7 +56,7 @@ class TipCache(Part):
         dim = model.clip.visual.output_dim
         self.keys = nn.Linear(dim, 1, bias=False)  # replaced in fit(): one row per training image
         self.keys.weight.requires_grad_(self.config.train_keys)
-        self.register_buffer("values", torch.zeros(1, len(model.classnames)), persistent=False)
+        self.register_buffer("values", torch.zeros(1, len(model.classnames)))
         self._trained_classes = list(model.classnames)
 
     def fit(self, model, train, val) -> dict[str, float]:
@@ -58,6 +69,17 @@ class TipCache(Part):
         self.keys.weight.requires_grad_(self.config.train_keys)
         self.values = F.one_hot(labels.long(), len(model.classnames)).float().to(keys.device)
         return {"cache_size": int(keys.shape[0]), "views": int(features.shape[1])}
+
+    def extra_state(self) -> dict:
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def load_state_tensors(self, model, tensors: dict[str, torch.Tensor]) -> None:
+        """The cache's size is the training set's: make room for the saved keys and values, then load them."""
+        keys = tensors["keys.weight"]
+        self.keys = nn.Linear(keys.shape[1], keys.shape[0], bias=False).to(keys.device)
+        self.keys.weight.requires_grad_(self.config.train_keys)
+        self.values = torch.zeros_like(tensors["values"])
+        super().load_state_tensors(model, tensors)
 
     def set_classes(self, model, classnames: list[str]) -> None:
         # The cache only knows its training classes: for any other class set it steps aside (zero-shot logits).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Part, PartConfig
+from .base import Part, PartConfig, require_range
 
 
 @dataclass
@@ -22,6 +22,11 @@ class VisualPromptConfig(PartConfig):
     deep: bool = True
     layers: int | None = None  # deep prompts in the first `layers` blocks (default: all)
     init_std: float = 0.02
+
+    def check(self) -> None:
+        require_range(self, "n_tokens", 1)
+        require_range(self, "layers", 1, optional=True)
+        require_range(self, "init_std", 0)
 
 
 class VisualPrompt(Part):
@@ -38,9 +43,8 @@ class VisualPrompt(Part):
         if not 1 <= depth <= n_layers:
             raise ValueError(f"visual prompt layers={depth} must be within 1..{n_layers}")
         self.tokens = nn.Parameter(torch.empty(depth, self.config.n_tokens, width).normal_(std=self.config.init_std))
-        self.enabled = True
 
     def visual_tokens(self, layer: int) -> torch.Tensor | None:
-        if not self.enabled or layer >= self.tokens.shape[0]:
+        if layer >= self.tokens.shape[0]:
             return None
         return self.tokens[layer]

@@ -1,9 +1,16 @@
-"""Training hyper-parameters of a recipe, with the per-shot epoch tables the papers use."""
+"""Training hyper-parameters of a recipe, with the per-shot epoch tables the papers use.
+
+A plain declaration: which values a method trains with. Per-setting and per-dataset values (CLIPFit's 10
+epochs in base-to-new, ImageNet's shorter schedules) are the recipe's overrides (``Recipe.setting_train``,
+``Recipe.dataset_train``), not branches here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from ..utils.names import unknown_keys_error, unknown_name_error
 
 OPTIMIZERS = ("sgd", "adamw", "adadelta")
 
@@ -21,7 +28,6 @@ class TrainConfig:
     eps: float = 1e-8
     batch_size: int = 32
     epochs: dict[int, int] = field(default_factory=lambda: {1: 50, 2: 100, 4: 100, 8: 200, 16: 200})
-    imagenet_epochs: int | None = 50
     iterations_per_shot: int | None = None
     warmup_epochs: int = 1  # Dassl's constant warm-up: the first epoch(s) at warmup_lr
     warmup_lr: float = 1e-5
@@ -34,45 +40,37 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            from ..utils.names import unknown_name_error
-
             raise unknown_name_error("optimizer", self.optimizer, OPTIMIZERS)
         if self.lr <= 0 or self.batch_size <= 0 or self.budget <= 0:
             raise ValueError(f"lr, batch_size and budget must be positive (got {self.lr}, {self.batch_size}, "
                              f"{self.budget})")
 
-    def epochs_for(self, shots: int, dataset: str = "") -> int:
-        if dataset.startswith("imagenet") and self.imagenet_epochs is not None:
-            base = self.imagenet_epochs
-        else:
-            keys = sorted(self.epochs)
-            eligible = [k for k in keys if k <= max(shots, keys[0])]
-            base = self.epochs[eligible[-1]]
-        return max(1, round(base * self.budget))
+    def epochs_for(self, shots: int) -> int:
+        """Epochs at ``shots`` shots, scaled by the budget (per-dataset epochs are the recipe's ``dataset_train``)."""
+        keys = sorted(self.epochs)
+        eligible = [k for k in keys if k <= max(shots, keys[0])]
+        return max(1, round(self.epochs[eligible[-1]] * self.budget))
 
     def steps_per_epoch(self, n_train: int) -> int:
         """Dassl's loader drops the last incomplete batch when there is at least one full batch."""
         return max(1, n_train // self.batch_size) if n_train >= self.batch_size else 1
 
-    def total_steps(self, shots: int, n_train: int, dataset: str = "") -> int:
+    def total_steps(self, shots: int, n_train: int) -> int:
         """Optimisation steps of a run: epochs x steps per epoch (or iterations x K), scaled, then capped."""
         if self.iterations_per_shot:
             steps = max(1, round(self.iterations_per_shot * max(shots, 1) * self.budget))
         else:
-            steps = self.epochs_for(shots, dataset) * self.steps_per_epoch(n_train)
+            steps = self.epochs_for(shots) * self.steps_per_epoch(n_train)
         if self.max_steps is not None:
             steps = min(steps, self.max_steps)
         return steps
 
     def with_overrides(self, values: dict[str, Any]) -> "TrainConfig":
+        """A copy with ``values`` replaced; ``epochs`` may be one number (every shot count) or a per-shot table."""
         known = {f.name for f in fields(self)}
-        bad = sorted(set(values) - known)
+        bad = set(values) - known
         if bad:
-            from ..utils.names import nearest
-
-            hint = "; ".join(f"{b!r}" + (f" (did you mean {nearest(b, known)!r}?)" if nearest(b, known) else "")
-                             for b in bad)
-            raise ValueError(f"unknown training option {hint}; options are {sorted(known)}")
+            raise unknown_keys_error("the training config", bad, known)
         values = dict(values)
         if "epochs" in values and isinstance(values["epochs"], (int, float)):
             values["epochs"] = {1: int(values["epochs"])}
