@@ -186,6 +186,27 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert again.failed == failing and again.already_done == RUNS - failing
 
 
+def test_a_cluster_requeue_signal_ends_the_job_and_is_not_recorded_as_a_failure(tmp_path, monkeypatch):
+    from adaptlib.runs import worker
+    from adaptlib.runs.profile import load_profile as load
+
+    class UncompletedJobError(RuntimeError):  # stands for submitit's own exception, raised into the run
+        pass
+
+    UncompletedJobError.__module__ = "submitit.core.utils"
+
+    def requeued(spec, ctx):
+        raise UncompletedJobError("job is being requeued")
+
+    monkeypatch.setattr(worker, "execute", requeued)
+    profile = load(write_profile(tmp_path))
+    spec = profile.expand()[0]
+    opts = worker.WorkerOptions(results=str(tmp_path / "results"), sweep="s1")
+    with pytest.raises(UncompletedJobError):
+        worker.attempt(spec, opts, wait=False, emit=lambda *args: None)
+    assert not (tmp_path / "results" / "_failures").exists()
+
+
 # ------------------------------------------------------------------------------------------------ faults
 def test_sigkill_in_the_middle_then_resume_gives_the_uninterrupted_table(tmp_path):
     profile = write_profile(tmp_path, SLOW_PROFILE)

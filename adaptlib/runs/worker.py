@@ -48,6 +48,13 @@ class Outcome:
     error: str | None = None
 
 
+def _from_scheduler(err: BaseException) -> bool:
+    """An exception raised into the run by the cluster job's own signal handling (submitit's requeue on USR2, or
+    its "timed-out too many times"): it must end the job so the scheduler can requeue it, and it says nothing
+    about the run, which is retried on requeue."""
+    return type(err).__module__.split(".")[0] == "submitit"
+
+
 def attempt(spec: RunSpec, opts: WorkerOptions, wait: bool, emit: Emit) -> Outcome | None:
     """Run ``spec`` unless it is done; None when another process holds it (and ``wait`` is False)."""
     root, key = Path(opts.results), spec.key()
@@ -71,6 +78,8 @@ def attempt(spec: RunSpec, opts: WorkerOptions, wait: bool, emit: Emit) -> Outco
         try:
             result = execute(spec, ctx)
         except Exception as err:  # the run failed: record it, the sweep goes on
+            if _from_scheduler(err):  # the job is being requeued or stopped: not this run's failure
+                raise
             message = f"{type(err).__name__}: {err}"
             write_failure(root, spec, message, traceback.format_exc(), opts.sweep)
             journal(root, "failed", key, opts.sweep, error=message)
