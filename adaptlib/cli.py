@@ -316,7 +316,7 @@ def _add_params(sub) -> None:
     p.add_argument("--backbone", default="ViT-B-16")
     p.add_argument("--classes", type=int, default=10, help="classes (class-specific parts scale with it)")
     p.add_argument("--shots", type=int, default=16, help="shots (Tip-Adapter-F's cache scales with it)")
-    p.add_argument("--list", action="store_true", help="list methods and parts")
+    p.add_argument("--list", action="store_true", help="list methods (paper, reference source) and parts")
     p.set_defaults(func=_cmd_params)
 
 
@@ -325,7 +325,9 @@ def _cmd_params(args) -> int:
     from .methods.params import count_parameters
 
     if args.list or not args.method:
-        print("methods:", ", ".join(RECIPES))
+        print("methods (paper; source: the reference files its defaults come from):")
+        for name, recipe in RECIPES.items():
+            print(f"  {name:16s} {recipe.paper or '-'}; source: {recipe.source or '-'}")
         print("parts:  ", ", ".join(PARTS))
         return 0
     counts = count_parameters(args.method, args.backbone, parse_parts(args.parts),

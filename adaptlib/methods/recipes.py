@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.benchmarks.templates import DTD_TYPE_OF_TEXTURE_TEMPLATE, TIP_ADAPTER_IMAGENET_TEMPLATES
 from ..utils.names import unknown_name_error
 from .registry import PARTS
 from .train_config import TrainConfig
@@ -23,12 +24,24 @@ class Recipe:
     # setting- and dataset-specific part options, e.g. CLIPFit's regulariser weight in few-shot vs base-to-new
     setting_options: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    # setting- and dataset-specific training values, e.g. CLIPFit trains 10 epochs in base-to-new, CoOp 50 epochs
-    # on ImageNet; a dataset's values are applied after the setting's. Dataset keys name a dataset exactly (the
-    # part before any "@"): "imagenet" is ImageNet only, not its evaluation-only variants.
+    # setting- and dataset-specific training values, e.g. CLIPFit trains 10 epochs on Food-101 and ImageNet, CoOp
+    # 50 epochs on ImageNet; a dataset's values are applied after the setting's. Dataset keys name a dataset
+    # exactly (the part before any "@"): "imagenet" is ImageNet only, not its evaluation-only variants.
     setting_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     crop_scale: tuple[float, float] = (0.08, 1.0)  # the method's training augmentation (Tip-Adapter: 0.5-1)
+    # per-dataset prompt templates where the method's reference code prompts differently from the dataset's own
+    # (CoOp's CUSTOM_TEMPLATES): KgCoOp's and CLIPFit's DTD prompt, Tip-Adapter's 7-template ImageNet ensemble.
+    # They reach the class prompts and every zero-shot target of the run (the text regularisers'); keys as above.
+    dataset_templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the reference files the defaults come from (repository: path), and where paper and code disagree, which
+    # one is followed and why
+    source: str = ""
+
+    def templates_for(self, dataset: str, default) -> list[str]:
+        """The prompt templates this method uses on ``dataset``: its own where its reference code has them, else
+        ``default`` (the dataset's templates)."""
+        return list(self.dataset_templates.get(dataset.split("@")[0], default))
 
     def part_options(self, setting: str = "few_shot", dataset: str = "") -> list[tuple[str, dict[str, Any]]]:
         """Each part's options after applying the setting's and the dataset's specific values."""
@@ -51,86 +64,147 @@ class Recipe:
 
 # Each shared schedule comes with its ImageNet epochs where they differ from its per-shot table (a recipe's
 # dataset_train); where a paper trains ImageNet as long as the other datasets there is no ImageNet entry.
+# Every Dassl-based method (CoOp's code base) steps its cosine once per epoch after a constant warm-up epoch
+# (schedule_per_epoch; Dassl.pytorch dassl/optim/lr_scheduler.py, each trainer calling update_lr() after an
+# epoch's last batch); Tip-Adapter-F and CLIP-LoRA step theirs every iteration.
 COOP_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
 DASSL_SGD = TrainConfig(optimizer="sgd", lr=0.002, weight_decay=5e-4, momentum=0.9, batch_size=32,
-                        epochs=COOP_EPOCHS, warmup_epochs=1, warmup_lr=1e-5)
+                        epochs=COOP_EPOCHS, warmup_epochs=1, warmup_lr=1e-5, schedule_per_epoch=True)
 DASSL_DATASETS = {"imagenet": {"epochs": 50}}  # CoOp: 50 epochs on ImageNet at every shot count
 NO_TRAINING = TrainConfig(epochs={1: 0})
 CLIPFIT_SGD = TrainConfig(optimizer="sgd", lr=0.002, weight_decay=5e-4, batch_size=32, epochs={1: 100},
-                          warmup_epochs=1, warmup_lr=1e-5)
-CLIPFIT_DATASETS = {"imagenet": {"epochs": 10}}
-# APEX patches Dassl with Adadelta; its linear warm-up of one epoch starts at 1e-2, i.e. one epoch at 1e-2
+                          warmup_epochs=1, warmup_lr=1e-5, schedule_per_epoch=True)
+CLIPFIT_DATASETS = {"imagenet": {"epochs": 10}}  # the LayerNorm and BitFit baselines
+# CLIPFit's README: 10 epochs on Food-101 and ImageNet, 100 on every other dataset, few-shot and base-to-new alike
+CLIPFIT_EPOCHS = {"imagenet": {"epochs": 10}, "food101": {"epochs": 10}}
+# APEX patches Dassl with Adadelta (docs/INSTALL.md); its linear warm-up of one epoch starts at WARMUP_MIN_LR
+# 1e-2, and Dassl's LinearWarmupScheduler runs a one-epoch warm-up entirely at that rate: one epoch at 1e-2
 APEX_ADADELTA = TrainConfig(optimizer="adadelta", lr=0.15, weight_decay=1e-3, batch_size=16, epochs={1: 15},
-                            warmup_epochs=1, warmup_lr=1e-2)
+                            warmup_epochs=1, warmup_lr=1e-2, schedule_per_epoch=True)
 APEX_DATASETS = {"imagenet": {"epochs": 5}}
 # MaPLe's VPT baseline (configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml): 5 epochs on ImageNet too
-VPT_SGD = TrainConfig(optimizer="sgd", lr=0.0025, batch_size=4, epochs={1: 5}, warmup_epochs=1, warmup_lr=1e-5)
-# Tip-Adapter's per-dataset search ranges and initial alpha (configs/*.yaml; ImageNet's are the default)
+VPT_SGD = TrainConfig(optimizer="sgd", lr=0.0025, batch_size=4, epochs={1: 5}, warmup_epochs=1, warmup_lr=1e-5,
+                      schedule_per_epoch=True)
+# Tip-Adapter's per-dataset search ranges [beta, alpha] and initial alpha (configs/<dataset>.yaml; ImageNet's,
+# [7, 3] and 1.17, are the part's defaults, as are init_beta 1 and search_step [200, 20] in every config; Oxford
+# Pets keeps the defaults, SUN397 and Food-101 the default alpha, UCF101 the default range)
 TIP_DATASET_OPTIONS = {
+    "caltech101": {"tip_cache": {"alpha": 3.0, "search_scale": (12.0, 5.0)}},
     "dtd": {"tip_cache": {"alpha": 2.0, "search_scale": (13.0, 13.0)}},
     "eurosat": {"tip_cache": {"alpha": 2.0, "search_scale": (12.0, 10.0)}},
+    "fgvc_aircraft": {"tip_cache": {"alpha": 5.0, "search_scale": (30.0, 30.0)}},
+    "food101": {"tip_cache": {"search_scale": (10.0, 10.0)}},
+    "oxford_flowers": {"tip_cache": {"alpha": 10.0, "search_scale": (50.0, 50.0)}},
+    "stanford_cars": {"tip_cache": {"alpha": 3.0, "search_scale": (20.0, 10.0)}},
+    "sun397": {"tip_cache": {"search_scale": (12.0, 10.0)}},
+    "ucf101": {"tip_cache": {"alpha": 3.0}},
 }
+# Tip-Adapter prompts ImageNet with a 7-template ensemble (datasets/imagenet.py), the others with CoOp's template
+TIP_TEMPLATES = {"imagenet": TIP_ADAPTER_IMAGENET_TEMPLATES}
+# KgCoOp (trainers/kgcoop.py) and CLIPFit (trainers/ClipFit.py) prompt DTD differently from CoOp's "{} texture."
+TEXTURE_TEMPLATES = {"dtd": (DTD_TYPE_OF_TEXTURE_TEMPLATE,)}
+
+COOP_SOURCE = ("KaiyangZhou/CoOp: configs/trainers/CoOp/vit_b16_ep50.yaml, vit_b16_ep100.yaml, vit_b16.yaml (50/100/"
+               "200 epochs), COOP.md (epochs per shot; ImageNet *_ep50), trainers/coop.py; schedule: "
+               "KaiyangZhou/Dassl.pytorch dassl/optim/lr_scheduler.py")
+CLIPFIT_SOURCE = ("minglllli/CLIPFit: README.md (epochs, lambda), CLIPFit/configs/trainers/ClipFit/"
+                  "vit_b16_ep100_ctxv1.yaml, CLIPFit/trainers/ClipFit.py (CUSTOM_TEMPLATES)")
+TIP_SOURCE = ("gaopengcuhk/Tip-Adapter: configs/<dataset>.yaml (search_scale, search_step, init_alpha, init_beta, "
+              "lr, train_epoch), main.py, utils.py (search_hp), datasets/imagenet.py (7 templates)")
+APEX_SOURCE = ("YangYongJin/APEX: configs/trainers/APEX/vit_b16_c2_ep15_batch16_2+2ctx.yaml, "
+               "vit_b16_c2_ep5_batch16_2+2ctx_imagenet.yaml, trainers/apex.py, docs/INSTALL.md (Adadelta)")
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("zeroshot", (), NO_TRAINING, "Radford et al., ICML 2021",
-           "class names x the dataset's templates, features averaged; logits = logit scale x cosine"),
+           "class names x the dataset's templates, features averaged; logits = logit scale x cosine",
+           source="KaiyangZhou/CoOp: trainers/zsclip.py (CUSTOM_TEMPLATES)"),
     Recipe("linear_probe", (("linear_head", {}),), NO_TRAINING, "Radford et al., ICML 2021",
-           "logistic regression on frozen features, C searched on the few-shot val"),
+           "logistic regression on frozen features, C searched on the few-shot val",
+           source="KaiyangZhou/CoOp: lpclip/linear_probe.py"),
     Recipe("coop", (("coop_prompt", {"n_ctx": 16}),), DASSL_SGD, "Zhou et al., IJCV 2022",
-           "16 learnable context vectors, class token at the end", dataset_train=DASSL_DATASETS),
+           "16 learnable context vectors, class token at the end", dataset_train=DASSL_DATASETS,
+           source=COOP_SOURCE),
     Recipe("cocoop", (("cocoop_prompt", {}),),
-           TrainConfig(optimizer="sgd", lr=0.002, batch_size=1, epochs={1: 10}, warmup_epochs=1, warmup_lr=1e-5),
+           TrainConfig(optimizer="sgd", lr=0.002, batch_size=1, epochs={1: 10}, warmup_epochs=1, warmup_lr=1e-5,
+                       schedule_per_epoch=True),
            "Zhou et al., CVPR 2022",
-           "4 context vectors from 'a photo of a' plus a meta-net bias from each image"),
+           "4 context vectors from 'a photo of a' plus a meta-net bias from each image",
+           source="KaiyangZhou/CoOp: configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml, trainers/cocoop.py"),
     Recipe("kgcoop", (("coop_prompt", {"n_ctx": 4, "init": "a photo of a"}), ("text_regulariser", {"weight": 8.0})),
            TrainConfig(optimizer="sgd", lr=0.002, batch_size=128, epochs={1: 100}, warmup_epochs=1,
-                       warmup_lr=1e-5), "Yao et al., CVPR 2023",
-           "CoOp (M=4, 'a photo of a') plus the text-feature regulariser, lambda 8 (vit_b16_ep100_ctxv1)"),
+                       warmup_lr=1e-5, schedule_per_epoch=True), "Yao et al., CVPR 2023",
+           "CoOp (M=4, 'a photo of a') plus the text-feature regulariser, lambda 8 (vit_b16_ep100_ctxv1)",
+           dataset_templates=TEXTURE_TEMPLATES,
+           source="htyao89/KgCoOp: KgCoOp/configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml, KgCoOp/trainers/"
+                  "kgcoop.py (CUSTOM_TEMPLATES: DTD 'a photo of a {}, a type of texture.'; sched.step() per epoch)"),
     Recipe("clip_adapter", (("clip_adapter", {"ratio": 0.2}),), DASSL_SGD, "Gao et al., IJCV 2023",
-           "residual bottleneck adapter on image features, ratio 0.2", dataset_train=DASSL_DATASETS),
+           "residual bottleneck adapter on image features, ratio 0.2", dataset_train=DASSL_DATASETS,
+           source="gaopengcuhk/CLIP-Adapter: clip_adapter.py (ratio 0.2; run with CoOp's configs and Dassl)"),
     Recipe("tip_adapter", (("tip_cache", {"train_keys": False}),), NO_TRAINING, "Zhang et al., ECCV 2022",
            "training-free cache of few-shot features; alpha, beta searched on val",
-           dataset_options=TIP_DATASET_OPTIONS, crop_scale=(0.5, 1.0)),
+           dataset_options=TIP_DATASET_OPTIONS, crop_scale=(0.5, 1.0), dataset_templates=TIP_TEMPLATES,
+           source=TIP_SOURCE + "; code not followed: main_imagenet.py searches alpha and beta on ImageNet's test "
+                  "set, here they are searched on the few-shot val as main.py does for the other datasets"),
     Recipe("tip_adapter_f", (("tip_cache", {"train_keys": True}),),
            TrainConfig(optimizer="adamw", lr=1e-3, eps=1e-4, weight_decay=0.01, batch_size=256, epochs={1: 20},
                        warmup_epochs=0), "Zhang et al., ECCV 2022",
            "cache keys fine-tuned; alpha, beta searched on val after training (not the best epoch on test)",
            dataset_options=TIP_DATASET_OPTIONS, dataset_train={"eurosat": {"epochs": {1: 100}}},
-           crop_scale=(0.5, 1.0)),
+           crop_scale=(0.5, 1.0), dataset_templates=TIP_TEMPLATES,
+           source=TIP_SOURCE + "; per-iteration CosineAnnealingLR; code not followed: main.py reports the best "
+                  "epoch on test (and main_imagenet.py searches on test), here the last epoch is kept and alpha, "
+                  "beta are searched on the few-shot val"),
     Recipe("layernorm", (("layernorm", {"tower": "both"}),), CLIPFIT_SGD, "Wang (NTU), 2023",
-           "every LayerNorm of both towers", dataset_train=CLIPFIT_DATASETS),
+           "every LayerNorm of both towers", dataset_train=CLIPFIT_DATASETS,
+           source="no reference code: CLIPFit's training settings (" + CLIPFIT_SOURCE + ")"),
     Recipe("layernorm_image", (("layernorm", {"tower": "image"}),), CLIPFIT_SGD, "Wang (NTU), 2023",
-           "every LayerNorm of the image tower", dataset_train=CLIPFIT_DATASETS),
+           "every LayerNorm of the image tower", dataset_train=CLIPFIT_DATASETS,
+           source="no reference code: CLIPFit's training settings (" + CLIPFIT_SOURCE + ")"),
     Recipe("layernorm_text", (("layernorm", {"tower": "text"}),), CLIPFIT_SGD, "Wang (NTU), 2023",
-           "every LayerNorm of the text tower", dataset_train=CLIPFIT_DATASETS),
+           "every LayerNorm of the text tower", dataset_train=CLIPFIT_DATASETS,
+           source="no reference code: CLIPFit's training settings (" + CLIPFIT_SOURCE + ")"),
     Recipe("bitfit", (("bitfit", {"tower": "both"}),), CLIPFIT_SGD, "Ben Zaken et al., ACL 2022",
-           "every linear and attention bias of both towers", dataset_train=CLIPFIT_DATASETS),
+           "every linear and attention bias of both towers", dataset_train=CLIPFIT_DATASETS,
+           source="no reference code for CLIP: CLIPFit's training settings (" + CLIPFIT_SOURCE + ")"),
     Recipe("bitfit_image", (("bitfit", {"tower": "image"}),), CLIPFIT_SGD, "Ben Zaken et al., ACL 2022",
-           "biases of the image tower", dataset_train=CLIPFIT_DATASETS),
+           "biases of the image tower", dataset_train=CLIPFIT_DATASETS,
+           source="no reference code for CLIP: CLIPFit's training settings (" + CLIPFIT_SOURCE + ")"),
     Recipe("bitfit_text", (("bitfit", {"tower": "text"}),), CLIPFIT_SGD, "Ben Zaken et al., ACL 2022",
-           "biases of the text tower", dataset_train=CLIPFIT_DATASETS),
+           "biases of the text tower", dataset_train=CLIPFIT_DATASETS,
+           source="no reference code for CLIP: CLIPFit's training settings (" + CLIPFIT_SOURCE + ")"),
     Recipe("clipfit", (("clipfit_params", {}), ("text_regulariser", {"weight": 2.0})), CLIPFIT_SGD,
            "Li et al., EMNLP 2024", "text FFN c_proj biases + image LayerNorms + text regulariser",
            setting_options={"base_to_new": {"text_regulariser": {"weight": 8.0}}},
-           setting_train={"base_to_new": {"epochs": {1: 10}}}, dataset_train=CLIPFIT_DATASETS,
+           dataset_train=CLIPFIT_EPOCHS,
            dataset_options={"dtd": {"text_regulariser": {"weight": 8.0}},
-                            "sun397": {"text_regulariser": {"weight": 8.0}}}),
+                            "sun397": {"text_regulariser": {"weight": 8.0}}},
+           dataset_templates=TEXTURE_TEMPLATES,
+           source=CLIPFIT_SOURCE + "; lambda as the README prescribes for the published runs (8 in base-to-new "
+                  "and few-shot DTD/SUN397, 2 in other few-shot runs, set by editing lambda_ in ClipFit.py), not "
+                  "the 8 that trainers/ClipFit.py hard-codes for every run"),
     Recipe("vpt_shallow", (("visual_prompt", {"n_tokens": 8, "deep": False}),), VPT_SGD,
-           "Jia et al., ECCV 2022", "8 visual tokens before the first block (MaPLe's VPT settings)"),
+           "Jia et al., ECCV 2022", "8 visual tokens before the first block (MaPLe's VPT settings)",
+           source="muzairkhattak/multimodal-prompt-learning: configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml, "
+                  "trainers/vpt.py"),
     Recipe("vpt_deep", (("visual_prompt", {"n_tokens": 8, "deep": True}),), VPT_SGD, "Jia et al., ECCV 2022",
-           "8 visual tokens replaced before every block (MaPLe's VPT settings)"),
+           "8 visual tokens replaced before every block (MaPLe's VPT settings)",
+           source="muzairkhattak/multimodal-prompt-learning: configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml, "
+                  "trainers/vpt.py"),
     Recipe("text_adapter", (("text_adapter", {}),), APEX_ADADELTA, "Yang et al., EMNLP 2024",
-           "linear text-feature adapter, identity init", dataset_train=APEX_DATASETS),
+           "linear text-feature adapter, identity init", dataset_train=APEX_DATASETS, source=APEX_SOURCE),
     Recipe("apex", (("coop_prompt", {"init": "a photo of a", "learnable_tokens": 2}),
                     ("visual_prompt", {"n_tokens": 2, "deep": True}),
                     ("text_adapter", {}), ("adaptive_ensemble", {})),
            APEX_ADADELTA, "Yang et al., EMNLP 2024",
            "deep visual prompts + shallow text prompt + text adapter + difficulty-adaptive ensemble",
-           dataset_train=APEX_DATASETS),
+           dataset_train=APEX_DATASETS, source=APEX_SOURCE),
     Recipe("clip_lora", (("lora", {"rank": 2, "alpha": 1.0, "dropout": 0.25}),),
            TrainConfig(optimizer="adamw", lr=2e-4, weight_decay=1e-2, betas=(0.9, 0.999), batch_size=32,
-                       iterations_per_shot=500, warmup_epochs=0), "Zanella & Ben Ayed, CVPRW 2024",
-           "LoRA r=2 on q, k, v of both encoders"),
+                       iterations_per_shot=500, warmup_epochs=0, eta_min=1e-6), "Zanella & Ben Ayed, CVPRW 2024",
+           "LoRA r=2 on q, k, v of both encoders",
+           source="MaxZanella/CLIP-LoRA: run_utils.py (defaults), lora.py (AdamW, per-iteration CosineAnnealingLR "
+                  "with eta_min 1e-6), loralib/layers.py (PlainMultiheadAttentionLoRA, LinearLoRA: a dropout per "
+                  "q, k, v)"),
 ]}
 
 HYBRID_TRAIN = DASSL_SGD
@@ -146,7 +220,7 @@ def hybrid_recipe(parts: list[tuple[str, dict[str, Any]]], name: str | None = No
             raise unknown_name_error("part", part, PARTS)
     label = name or "hybrid:" + "+".join(p for p, _ in parts)
     return Recipe(label, tuple((p, dict(o)) for p, o in parts), train or HYBRID_TRAIN, "", "hybrid of parts",
-                  dataset_train=HYBRID_DATASETS)
+                  dataset_train=HYBRID_DATASETS, source="CoOp's training settings: " + COOP_SOURCE)
 
 
 def get_recipe(name: str) -> Recipe:

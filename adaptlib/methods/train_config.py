@@ -32,6 +32,11 @@ class TrainConfig:
     warmup_epochs: int = 1  # Dassl's constant warm-up: the first epoch(s) at warmup_lr
     warmup_lr: float = 1e-5
     scheduler: str = "cosine"  # cosine | constant
+    # Dassl's cosine (CoOp and the Dassl-based methods): the rate changes once per epoch, CosineAnnealingLR with
+    # T_max = the run's epochs counted from the end of the warm-up, so the last epoch does not reach eta_min.
+    # False: per-step cosine over the steps after the warm-up (Tip-Adapter-F, CLIP-LoRA; step-capped profiles)
+    schedule_per_epoch: bool = False
+    eta_min: float = 0.0  # the cosine's floor (CLIP-LoRA: 1e-6)
     views: int = 10  # augmented views per training image in the feature cache (Tip-Adapter uses 10)
     budget: float = 1.0  # scales epochs / iterations (profiles with a compute budget set it below 1)
     max_steps: int | None = None  # caps the optimisation steps of a run (the schedule spans the capped run)

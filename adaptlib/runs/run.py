@@ -74,6 +74,12 @@ class Run:
     model: AdaptedCLIP
     tf_cfg: TransformConfig
     cached_mode: bool  # frozen image encoder: train and evaluate from cached features
+    recipe: object = None  # the method's recipe: its own prompt templates where its reference code has them
+
+    def templates_for(self, dataset: str, default) -> list[str]:
+        """The prompt templates of this run's method on ``dataset`` (``Recipe.templates_for``): the model's class
+        prompts and every zero-shot target (text regularisers) use them, on every class set the run evaluates."""
+        return self.recipe.templates_for(dataset, default) if self.recipe is not None else list(default)
 
     @classmethod
     def build(cls, spec: RunSpec, ctx: RunContext, recipe) -> "Run":
@@ -85,11 +91,11 @@ class Run:
         dataset = get_dataset(spec.dataset, ctx.data_root)
         task = sample_few_shot(dataset, spec.shots, spec.seed)
         train_task = subsample_classes(task, "base") if spec.setting == "base_to_new" else task
-        model = build_model(backbone, train_task.classnames, dataset.templates, recipe, spec.setting, spec.dataset,
-                            spec.part_overrides()).to(device)
+        model = build_model(backbone, train_task.classnames, recipe.templates_for(spec.dataset, dataset.templates),
+                            recipe, spec.setting, spec.dataset, spec.part_overrides()).to(device)
         tf_cfg = TransformConfig.for_backbone(backbone, crop_scale=spec.crop_scale or recipe.crop_scale)
         return cls(spec, ctx, device, cache, backbone, task, train_task, model, tf_cfg,
-                   spec.feature_cache and not model.uses_image_encoder)
+                   spec.feature_cache and not model.uses_image_encoder, recipe)
 
     @property
     def ensemble_parts(self) -> list[Part]:
@@ -180,22 +186,23 @@ class Run:
         spec, tt = self.spec, self.train_task
         metrics: dict = {}
         if spec.setting == "base_to_new":
-            self.model.set_classes(tt.classnames, tt.templates)
+            self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
             base = self.score(tt, tt.test, "test-base", features_cache)
             new_task = subsample_classes(self.task, "new")
             try:
-                self.model.set_classes(new_task.classnames, new_task.templates)
+                new_templates = self.templates_for(new_task.dataset.name, new_task.templates)
+                self.model.set_classes(new_task.classnames, new_templates)
                 new = self.score(new_task, new_task.test, "test-new", features_cache)
             except ClassesNotSupported as err:
                 new, metrics["new_note"] = None, str(err)
             hm = 2 * base * new / (base + new) if new is not None and base + new > 0 else None
             metrics.update({"base_accuracy": base, "new_accuracy": new, "hm": hm})
         elif self.ctx.evaluate_on == "val":
-            self.model.set_classes(tt.classnames, tt.templates)
+            self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
             full_val = subsample_classes(sample_few_shot(tt.dataset, 0, spec.seed), tt.subset).val
             metrics["val_accuracy"] = self.score(tt, full_val, "val-full", features_cache)
         else:
-            self.model.set_classes(tt.classnames, tt.templates)
+            self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
             metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache)
             for target in spec.eval_datasets:
                 metrics[f"accuracy@{target}"] = self.score_target(target)
@@ -204,7 +211,7 @@ class Run:
     def score_target(self, target: str) -> float | None:
         dataset = get_dataset(target, self.ctx.data_root)
         try:
-            self.model.set_classes(dataset.classnames, dataset.templates)
+            self.model.set_classes(dataset.classnames, self.templates_for(dataset.name, dataset.templates))
         except ClassesNotSupported:
             return None
         task = FewShotTask(dataset, list(dataset.classnames), [], [], dataset.split("test"), 0, 0)
@@ -232,7 +239,7 @@ class Run:
         """1 - mean cosine between the adapted and the frozen model's final features: class texts of the training
         classes, and test images (the features the logits use)."""
         tt, model = self.train_task, self.model
-        model.set_classes(tt.classnames, tt.templates)
+        model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
         key = ("test" if self.spec.setting != "base_to_new" else "test-base", len(tt.test))
         frozen, encoded = features_cache.get(key) or self.features_for(tt, tt.test, key[0])
         n = min(len(frozen), 512)

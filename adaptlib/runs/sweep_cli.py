@@ -27,6 +27,12 @@ def register(sub) -> None:
     p.add_argument("--runs-per-job", type=int, default=None, help="runs per SLURM array task (profile cluster key)")
     p.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit and return")
     p.add_argument("--dry-run", action="store_true", help="list how many runs there are and how many are done")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the grid's estimated GPU-hours per method (counted FLOPs; runs nothing)")
+    p.add_argument("--device-tflops", type=float, default=None,
+                   help="with --estimate: the device's dense peak in TFLOP/s (default: 989, one H100 SXM in BF16)")
+    p.add_argument("--utilisation", type=float, default=None,
+                   help="with --estimate: the fraction of that peak the runs sustain (default: 0.4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
@@ -46,6 +52,14 @@ def cmd_sweep(args) -> int:
     from .sweep import pending_runs, run_sweep
 
     profile = load_profile(resolve_profile_path(args.profile))
+    if args.estimate:
+        from .estimate import DEFAULT_DEVICE, DEFAULT_TFLOPS, DEFAULT_UTILISATION, estimate_profile
+
+        tflops = args.device_tflops if args.device_tflops is not None else DEFAULT_TFLOPS
+        device = DEFAULT_DEVICE if args.device_tflops is None else f"a device of {tflops:g} TFLOP/s"
+        utilisation = args.utilisation if args.utilisation is not None else DEFAULT_UTILISATION
+        print(estimate_profile(profile, tflops, utilisation, device, args.data_root, args.device).report())
+        return 0
     results = Path(args.results or profile.results or f"results/{profile.name}")
     if args.dry_run:  # every check the real sweep makes before it starts, without creating anything
         if args.jobs < 1 or args.threads < 1:

@@ -35,13 +35,15 @@ def flatten(record: dict, root: Path) -> tuple[dict, dict]:
     row.update({k: _json(cfg.get(k)) for k in CONFIG_JSON})
     row.update({k: cfg.get(k) for k in CONFIG_FLAGS})
     row["trainable_parameters"] = record.get("trainable_parameters")
-    row["train_steps"] = record.get("train", {}).get("steps")
+    train = record.get("train", {})
+    row["train_steps"] = train.get("steps")
+    row["train_steps_after_warmup"] = train.get("steps_after_warmup", 0 if not train.get("steps") else None)
+    row["train_examples_seen"] = train.get("examples_seen", 0 if not train.get("steps") else None)
     row.update({f"data_{k}": v for k, v in record.get("data", {}).items()})
     row["chosen"] = _json(record.get("chosen", {}))
     row["state_file"] = record.get("state_file")  # relative to the store; study.tables.load_results resolves it
     for name, value in sorted(record["metrics"].items()):
         row[name] = value
-    train = record.get("train", {})
     timing = {"key": record["key"], "wall_seconds": record.get("wall_seconds"), "train_seconds": train.get("seconds"),
               "device": record.get("device"), "code_version": record.get("code_version"),
               "sweep": record.get("sweep"), "torch": record.get("versions", {}).get("torch")}

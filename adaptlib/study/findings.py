@@ -27,16 +27,34 @@ def _value(v) -> str:
         return f"{v:.3g}"
     if isinstance(v, dict):
         return ", ".join(f"{k}: {_value(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
     return str(v)
 
 
-def _part_line(part: dict) -> str:
-    if "supported" not in part:  # a summary record (main results): its numbers
+def _num(v, fmt: str = "{:+.3g}") -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def _part_line(part: dict, not_decided: dict | None = None) -> str:
+    """One line per tested sub-claim: estimate, 95% CI, Holm-adjusted p and the outcome; a summary record (main
+    results, no paper claim) lists its numbers."""
+    if "outcome" not in part:  # a summary record (main results): its numbers
         return "\n".join(f"- {k.replace('_', ' ')}: {_value(v)}" for k, v in part.items())
-    mark = "supported" if str(part["supported"]).lower() == "true" else "not supported"
-    detail = part.get("evidence") or "; ".join(f"{k} {_value(v)}" for k, v in part.items()
-                                               if k not in ("claim", "supported"))
-    return f"- *{part['claim']}*: **{mark}**" + (f" ({detail})" if detail else "")
+    lo, hi = part.get("ci95") or [None, None]
+    ci = "[n/a]" if lo is None or hi is None else f"[{_num(lo)}, {_num(hi)}]"
+    p_adj = part.get("p_adjusted")
+    p = "p_adj n/a" if p_adj is None else f"p_adj {p_adj:.2g}"
+    size = f"{part.get('n_tasks', 0)} tasks x {part.get('n_seeds', 0)} seeds"
+    why = (not_decided or {}).get(part["claim"])
+    return (f"- *{part['claim']}*: **{part['outcome']}**: estimate {_num(part.get('estimate'))}, 95% CI {ci}, "
+            f"{p} ({size})" + (f"; not decided: {why}" if why else ""))
+
+
+def _overall(record: dict) -> str:
+    counts = [f"{record.get(k, 0)} {k}" for k in ("supported", "contradicted", "inconclusive")]
+    return f"Overall: **{record['verdict']}** ({', '.join(counts)} of {record.get('claims', len(record['parts']))} " \
+           f"sub-claims)."
 
 
 def render(figures_dir: str | Path, relative_to: str | Path | None = None) -> str:
@@ -51,7 +69,10 @@ def render(figures_dir: str | Path, relative_to: str | Path | None = None) -> st
         lines = [f"#### {title}: {'**' + word + '**' if word != 'summary' else 'headline numbers'}", ""]
         if word != "summary":
             lines += [f"Claim: {record['claim']}.", ""]
-        lines += [_part_line(p) for p in record["parts"]]
+        lines += [_part_line(p, record.get("not_decided")) for p in record["parts"]]
+        if word != "summary":
+            lines += ["", _overall(record)]
+
         figures = [folder / f"{name}.png" for name in KEY_FIGURES.get(folder.name, ())]
         links = [f"![{f.stem}]({os.path.relpath(f, base)})" for f in figures if f.is_file()]
         if links:

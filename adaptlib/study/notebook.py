@@ -95,10 +95,43 @@ class Outputs:
         save_table(df, self.folder, name, index=index)
         return df
 
-    def verdict(self, question: str, claim: str, parts: list[dict], word: str, profile: str) -> dict:
-        record = {"question": question, "claim": claim, "verdict": word, "profile": profile,
-                  "parts": [{k: (v if isinstance(v, (str, bool, int, float)) or v is None else str(v))
-                             for k, v in p.items()} for p in parts]}
+    def verdict(self, question: str, claim: str, results, profile: str, notes=None) -> dict:
+        """Write ``verdict.json`` of a notebook's tested sub-claims (``ClaimResult`` s from
+        :func:`adaptlib.study.verdicts.test_claims`): the overall verdict computed from their outcomes, the counts
+        (supported, contradicted, inconclusive), and per sub-claim exactly ``claim, outcome, estimate, ci95,
+        p_value, p_adjusted, test, n_tasks, n_seeds``; ``not_decided``: why a claim was not decided (too little
+        power, or not testable on these results)."""
+        from .verdicts import record as evidence_record
+
+        record = {"question": question, "claim": claim, "profile": profile,
+                  **evidence_record(list(results), notes)}
         atomic_write_json(self.folder / "verdict.json", record)
         return record
 
+    def summary(self, question: str, claim: str, parts: list[dict], profile: str) -> dict:
+        """Write ``verdict.json`` of a notebook without a paper claim (the main results): its headline numbers,
+        verdict 'summary'. Values are kept as JSON (numbers, strings, lists, mappings)."""
+        record = {"question": question, "claim": claim, "verdict": "summary", "profile": profile,
+                  "parts": [_jsonable(p) for p in parts]}
+        atomic_write_json(self.folder / "verdict.json", record)
+        return record
+
+
+def _jsonable(v):
+    import math
+
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if f.is_integer() and not isinstance(v, float) and type(v).__name__.startswith("int"):
+        return int(f)
+    return float(f"{f:.6g}") if math.isfinite(f) else None

@@ -1,5 +1,12 @@
 """The study's figures: each function takes a table from the study layer and returns a matplotlib figure
-(saved by :func:`adaptlib.reporting.save_figure`, which makes the files byte-identical when regenerated)."""
+(saved by :func:`adaptlib.reporting.save_figure`, which makes the files byte-identical when regenerated).
+
+Conventions of every accuracy plot here: error bars or bands are 95% bootstrap CIs (the title says over what:
+tasks then seeds for averages over tasks, seeds for one task), axes are labelled with their units (accuracy in
+%, differences in points), chance and zero-shot are drawn as reference lines where they apply, bars start at 0 and
+line plots keep the data's own range (a zoomed axis says so in its label), each method has its own colour *and*
+marker (:func:`method_style`, 16+ methods stay distinguishable), and legends sit outside the axes.
+"""
 
 from __future__ import annotations
 
@@ -14,148 +21,258 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the style: a fixed backend
 
 HIGHLIGHT = ("zeroshot", "linear_probe", "coop", "clip_adapter", "tip_adapter", "layernorm", "clipfit", "apex",
              "clip_lora")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "d", "H")
+CI_TASKS = "95% CI: bootstrap over tasks, then seeds"
+CI_SEEDS = "95% CI: bootstrap over seeds"
+CHANCE_STYLE = dict(color="grey", linestyle=":", linewidth=1.0)
+ZERO_SHOT_STYLE = dict(color="black", linestyle="--", linewidth=1.0)
+
+
+def method_style(labels) -> dict[str, dict]:
+    """Colour and marker per label: colour i % 10 of tab10 and marker i % 12, so the pair is unique for up to 60
+    labels (16 methods never share both), and the labels after the first ten get hollow markers; the order of
+    ``labels`` fixes the assignment (deterministic). For line plots; :func:`_scatter_style` for scatters."""
+    cmap = plt.get_cmap("tab10")
+    out = {}
+    for i, m in enumerate(labels):
+        style = {"color": cmap(i % 10), "marker": MARKERS[i % len(MARKERS)]}
+        if i >= 10:
+            style["markerfacecolor"] = "white"
+        out[m] = style
+    return out
+
+
+def _scatter_style(style: dict) -> dict:
+    """A :func:`method_style` entry for ``ax.scatter`` (hollow markers as white faces with a coloured edge)."""
+    if "markerfacecolor" in style:
+        return {"marker": style["marker"], "facecolors": "white", "edgecolors": style["color"]}
+    return {"marker": style["marker"], "color": style["color"]}
 
 
 def _colours(labels) -> dict:
-    cmap = plt.get_cmap("tab20")
-    return {m: cmap(i % 20) for i, m in enumerate(labels)}
+    return {m: s["color"] for m, s in method_style(labels).items()}
 
 
-def few_shot_curves(curve: pd.DataFrame, spread: pd.DataFrame | None = None, title: str = "") -> plt.Figure:
-    """Average accuracy over tasks against shots, one line per method (error bars: std over seeds)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = _colours(curve.index)
-    shots = [int(s) for s in curve.columns]
-    for method, row in curve.iterrows():
-        err = spread.loc[method].reindex(curve.columns).values if spread is not None and method in spread.index \
-            else None
-        style = "-" if method in HIGHLIGHT else ":"
-        ax.errorbar(shots, row.values, yerr=err, label=method, color=colours[method], linestyle=style, marker="o",
-                    markersize=3, linewidth=1.4 if method in HIGHLIGHT else 1.0, capsize=2)
+def legend_outside(ax, **kwargs) -> None:
+    """The legend to the right of the axes, never over the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7, borderaxespad=0.0,
+                  **kwargs)
+
+
+def reference_lines(ax, chance: float | None = None, zero_shot: float | None = None, label_suffix: str = "") -> None:
+    """Horizontal chance and zero-shot lines (labelled, so they enter the legend)."""
+    if chance is not None and np.isfinite(chance):
+        ax.axhline(chance, label=f"chance{label_suffix} ({chance:.1f}%)", **CHANCE_STYLE)
+    if zero_shot is not None and np.isfinite(zero_shot):
+        ax.axhline(zero_shot, label=f"zero-shot{label_suffix} ({zero_shot:.1f}%)", **ZERO_SHOT_STYLE)
+
+
+def _err(mean, lo, hi) -> np.ndarray:
+    mean, lo, hi = (np.asarray(x, dtype=float) for x in (mean, lo, hi))
+    return np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
+
+
+def few_shot_curves(curve: pd.DataFrame, zero_shot: float | None = None, chance: float | None = None,
+                    title: str = "") -> plt.Figure:
+    """Average accuracy over tasks against shots, one line per method, with its 95% CI (bootstrap over tasks,
+    then seeds). ``curve``: the long table of :func:`adaptlib.study.tables.curve_ci` (method, shots, mean, ci_low,
+    ci_high); zero-shot and chance (averages over the same tasks) are reference lines."""
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    methods = list(dict.fromkeys(curve["method"]))
+    styles = method_style(methods)
+    shots = sorted(int(s) for s in curve["shots"].unique())
+    for method in methods:
+        c = curve[curve["method"] == method].sort_values("shots")
+        ax.errorbar(c["shots"], c["mean"], yerr=_err(c["mean"], c["ci_low"], c["ci_high"]), label=method,
+                    **styles[method], markersize=4,
+                    linestyle="-" if method in HIGHLIGHT else ":", linewidth=1.4 if method in HIGHLIGHT else 1.0,
+                    capsize=2)
+    reference_lines(ax, chance, zero_shot)
     ax.set_xscale("log", base=2)
     ax.set_xticks(shots, [str(s) for s in shots])
     ax.set_xlabel("shots per class")
     ax.set_ylabel("accuracy, average over tasks (%)")
-    ax.set_title(title)
-    ax.legend(ncol=2, fontsize=7, frameon=False, loc="lower right")
+    ax.set_title((title + "\n" if title else "") + CI_TASKS, fontsize=9)
+    legend_outside(ax, ncol=1 if len(methods) <= 18 else 2)
     ax.grid(alpha=0.3)
     return fig
 
 
-def per_task_curves(long: pd.DataFrame, methods: list[str], columns: int = 3) -> plt.Figure:
-    """Accuracy against shots for each task (small multiples)."""
-    tasks = sorted(long["dataset"].unique())
+def per_task_curves(per_task: pd.DataFrame, methods: list[str], chance: dict | None = None,
+                    zero_shot: dict | None = None, columns: int = 3) -> plt.Figure:
+    """Accuracy against shots for each task (small multiples), with 95% CIs over seeds
+    (:func:`adaptlib.study.tables.per_task_ci`), chance and zero-shot per task."""
+    tasks = sorted(per_task["dataset"].unique())
     rows = -(-len(tasks) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 2.4 * rows), squeeze=False, sharex=True)
-    colours = _colours(methods)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 2.5 * rows + 0.6), squeeze=False, sharex=True)
+    styles = method_style(methods)
     for ax, task in zip(axes.flat, tasks):
-        sel = long[long["dataset"] == task]
+        sel = per_task[per_task["dataset"] == task]
         for m in methods:
             s = sel[sel["method"] == m].sort_values("shots")
-            ax.plot(s["shots"], s["mean"], marker="o", markersize=2.5, color=colours[m], label=m, linewidth=1.1)
+            if s.empty:
+                continue
+            ax.errorbar(s["shots"], s["mean"], yerr=_err(s["mean"], s["ci_low"], s["ci_high"]), capsize=1.5,
+                        markersize=3, label=m, linewidth=1.0, **styles[m])
+        if chance and task in chance:
+            ax.axhline(chance[task], label="chance", **CHANCE_STYLE)
+        if zero_shot and task in zero_shot:
+            ax.axhline(zero_shot[task], label="zero-shot", **ZERO_SHOT_STYLE)
         ax.set_xscale("log", base=2)
+        ks = sorted(int(k) for k in sel["shots"].unique())
+        ax.set_xticks(ks, [str(k) for k in ks])
         ax.set_title(task)
+        ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("shots per class")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(methods)), frameon=False, fontsize=7)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.suptitle(CI_SEEDS + " of each task; each y-axis zoomed to its task's range", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.82, 0.97))
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.83, 0.95), frameon=False, fontsize=7)
     return fig
 
 
-def base_to_new_bars(table: pd.DataFrame) -> plt.Figure:
-    """Base, new and HM accuracy per method (averaged over tasks)."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(table)), 3.6))
+def base_to_new_bars(table: pd.DataFrame, zero_shot_hm: float | None = None) -> plt.Figure:
+    """Base, new and HM accuracy per method (HM of the task averages), with 95% CIs (bootstrap over tasks, then
+    seeds; :func:`adaptlib.study.tables.base_to_new_ci`); zero-shot's HM as a reference line."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(table)) + 1.4, 3.8))
     x = np.arange(len(table))
     for i, (col, colour) in enumerate((("base", "#4c72b0"), ("new", "#dd8452"), ("hm", "#55a868"))):
-        ax.bar(x + (i - 1) * 0.27, table[col].values, width=0.27, label=col, color=colour)
+        err = _err(table[col], table[f"{col}_ci_low"], table[f"{col}_ci_high"]) \
+            if f"{col}_ci_low" in table.columns else None
+        ax.bar(x + (i - 1) * 0.27, table[col].values, width=0.27, label=col, color=colour, yerr=err, capsize=1.5,
+               error_kw={"linewidth": 0.8})
+    if zero_shot_hm is not None and np.isfinite(zero_shot_hm):
+        ax.axhline(zero_shot_hm, label=f"zero-shot HM ({zero_shot_hm:.1f}%)", **ZERO_SHOT_STYLE)
     ax.set_xticks(x, table.index, rotation=60, ha="right")
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(frameon=False, ncol=3)
+    ax.set_ylabel("accuracy, average over tasks (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(CI_TASKS, fontsize=9)
+    legend_outside(ax)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
 def scatter_gain_vs_difficulty(gains: pd.DataFrame, difficulty: pd.Series, methods: list[str],
                                xlabel: str) -> plt.Figure:
-    """Each method's gain over zero-shot against the tasks' difficulty."""
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    colours = _colours(methods)
+    """Each method's gain over zero-shot against the tasks' difficulty, with 95% CIs over seeds. ``gains``: long
+    table method, dataset, gain, ci_low, ci_high (:func:`adaptlib.study.difficulty.gains_by_task`)."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    styles = method_style(methods)
     for m in methods:
-        if m not in gains.index:
+        g = gains[gains["method"] == m]
+        if g.empty:
             continue
-        g = gains.loc[m]
-        d = difficulty.loc[g.index]
-        ax.scatter(d.values, g.values, s=14, color=colours[m], label=m)
-        order = np.argsort(d.values)
-        ax.plot(d.values[order], g.values[order], color=colours[m], linewidth=0.6, alpha=0.6)
+        d = difficulty.loc[g["dataset"]].to_numpy(dtype=float)
+        ax.errorbar(d, g["gain"], yerr=_err(g["gain"], g["ci_low"], g["ci_high"]), linestyle="none",
+                    markersize=4, label=m, capsize=1.5, **styles[m])
+        order = np.argsort(d)
+        ax.plot(d[order], g["gain"].to_numpy()[order], color=styles[m]["color"], linewidth=0.6, alpha=0.5)
+    ax.axhline(0, label="zero-shot (gain 0)", **ZERO_SHOT_STYLE)
+    ymin = ax.get_ylim()[0]
     for task, value in difficulty.items():
-        ax.annotate(task, (value, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", alpha=0.6)
-    ax.axhline(0, color="black", linewidth=0.6)
+        ax.annotate(task, (value, ymin), fontsize=6, rotation=90, va="bottom", alpha=0.6)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("gain over zero-shot (points)")
-    ax.legend(ncol=2, fontsize=7, frameon=False)
+    ax.set_ylabel("gain over zero-shot (points of accuracy)")
+    ax.set_title(CI_SEEDS + " of each task", fontsize=9)
+    legend_outside(ax)
     return fig
 
 
 def advantage_plot(advantage: pd.DataFrame, xlabel: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    ax.scatter(advantage["difficulty"], advantage["advantage"], color="#c44e52")
-    for task, row in advantage.iterrows():
-        ax.annotate(task, (row["difficulty"], row["advantage"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    """Per visual-prompt / text-adapter method: its advantage over the text-prompt methods on each task against
+    the task's difficulty, 95% CIs over seeds (:func:`adaptlib.study.difficulty.advantage_by_task`)."""
+    fig, ax = plt.subplots(figsize=(6.6, 3.8))
+    methods = list(dict.fromkeys(advantage["method"]))
+    styles = method_style(methods)
+    for m in methods:
+        a = advantage[advantage["method"] == m].sort_values("difficulty")
+        ax.errorbar(a["difficulty"], a["advantage"], yerr=_err(a["advantage"], a["ci_low"], a["ci_high"]),
+                    marker=styles[m]["marker"], color=styles[m]["color"], label=m, capsize=1.5, linewidth=0.8)
+    for task, row in advantage.drop_duplicates("dataset").set_index("dataset").iterrows():
+        ax.annotate(task, (row["difficulty"], ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", alpha=0.6)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("visual prompt / text adapter minus\ntext-prompt methods (points)")
+    ax.set_ylabel("advantage over text-prompt\nmethods (points of accuracy)")
+    ax.set_title(CI_SEEDS + " of each task", fontsize=9)
+    legend_outside(ax)
     return fig
 
 
 def gap_plot(gap: pd.DataFrame) -> plt.Figure:
-    """Base - new accuracy gap against shots, per prompting family."""
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    for method, row in gap.iterrows():
-        ax.plot([int(s) for s in row.index], row.values, marker="o", label=method)
+    """Base - new accuracy gap against shots, per prompting family, with 95% CIs (bootstrap over tasks, then
+    seeds): ``gap`` long table method, shots, mean, ci_low, ci_high."""
+    fig, ax = plt.subplots(figsize=(6.2, 3.4))
+    methods = list(dict.fromkeys(gap["method"]))
+    styles = method_style(methods)
+    for m in methods:
+        g = gap[gap["method"] == m].sort_values("shots")
+        ax.errorbar(g["shots"], g["mean"], yerr=_err(g["mean"], g["ci_low"], g["ci_high"]), label=m, capsize=2,
+                    **styles[m])
+    shots = sorted(int(s) for s in gap["shots"].unique())
     ax.set_xscale("log", base=2)
-    ax.set_xticks([int(s) for s in gap.columns], [str(s) for s in gap.columns])
+    ax.set_xticks(shots, [str(s) for s in shots])
+    ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("shots per base class")
     ax.set_ylabel("base - new accuracy (points)")
-    ax.legend(frameon=False)
+    ax.set_title(CI_TASKS, fontsize=9)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig
 
 
-def ensemble_plot(sweep: pd.DataFrame) -> plt.Figure:
-    """HM against a fixed alpha for every task (lines), with the adaptive ensemble's HM (stars)."""
+def ensemble_plot(sweep: pd.DataFrame, seeds: pd.DataFrame | None = None) -> plt.Figure:
+    """HM against a fixed alpha for every task (lines, 95% CIs over seeds when ``seeds`` has them), the adaptive
+    ensemble's HM (stars) and the oracle alpha (the best fixed alpha on test: circled, an oracle, not a method)."""
     alphas = sorted(float(c.split("@")[1]) for c in sweep.columns if c.startswith("hm@"))
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    colours = _colours(sweep.index)
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    styles = method_style(sweep.index)
     for task, row in sweep.iterrows():
-        ax.plot(alphas, [row[f"hm@{a:g}"] for a in alphas], color=colours[task], marker="o", markersize=3,
-                linewidth=1, label=task)
-        ax.scatter([1.04], [row["hm_adaptive"]], marker="*", s=60, color=colours[task])
-    ax.set_xlabel("fixed alpha (weight of the adapted model); stars: adaptive")
+        y = np.array([row[f"hm@{a:g}"] for a in alphas])
+        err = None
+        if seeds is not None and len(seeds):
+            g = seeds[seeds["dataset"] == task]
+            if len(g) > 1:
+                se = [g[f"hm@{a:g}"].std(ddof=1) / np.sqrt(len(g)) for a in alphas]
+                err = 1.96 * np.asarray(se)
+        ax.errorbar(alphas, y, yerr=err, color=styles[task]["color"], marker=styles[task]["marker"], markersize=3,
+                    linewidth=1, label=task, capsize=1.5)
+        ax.scatter([1.05], [row["hm_adaptive"]], marker="*", s=70, color=styles[task]["color"])
+        if "oracle_alpha" in row and np.isfinite(row["oracle_alpha"]):
+            ax.scatter([row["oracle_alpha"]], [row["hm_oracle_alpha"]], s=90, facecolors="none",
+                       edgecolors=styles[task]["color"], linewidths=1.0)
+    ax.scatter([], [], marker="*", s=70, color="grey", label="adaptive ensemble")
+    ax.scatter([], [], s=90, facecolors="none", edgecolors="grey", label="oracle alpha (chosen on test)")
+    ax.set_xlabel("fixed alpha (weight of the adapted model); stars at 1.05: adaptive")
     ax.set_ylabel("harmonic mean of base and new (%)")
-    ax.legend(ncol=2, fontsize=7, frameon=False)
+    ax.set_title("error bars: normal 95% CI over seeds of each task", fontsize=9)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig
 
 
 def best_alpha_plot(sweep: pd.DataFrame, distance: pd.Series) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    ax.scatter(distance.loc[sweep.index], sweep["best_fixed_alpha"])
+    fig, ax = plt.subplots(figsize=(5.8, 3.4))
+    ax.scatter(distance.loc[sweep.index], sweep["oracle_alpha"], label="oracle alpha (best fixed alpha on test)")
     for task in sweep.index:
-        ax.annotate(task, (distance[task], sweep.loc[task, "best_fixed_alpha"]), fontsize=7, xytext=(3, 2),
+        ax.annotate(task, (distance[task], sweep.loc[task, "oracle_alpha"]), fontsize=7, xytext=(3, 2),
                     textcoords="offset points")
     x = np.linspace(0, max(distance.max(), 0.01), 50)
     ax.plot(x, np.exp(-4 * x), color="grey", linewidth=0.8, label="APEX: exp(-4 d)")
     ax.set_xlabel("class distance of new to base classes (mean 1 - cos)")
-    ax.set_ylabel("best fixed alpha")
-    ax.legend(frameon=False)
+    ax.set_ylabel("oracle alpha (chosen on test)")
+    legend_outside(ax)
     return fig
 
 
 def winner_heatmap(grid: pd.DataFrame, methods: list[str]) -> plt.Figure:
-    """The winning method (colour) and its accuracy (text) over the inter x intra dial grid."""
+    """The winning method (colour) and its accuracy (text) over the inter x intra dial grid; a tie has no
+    winner (blank). The test of "each wins" uses the seeds (see the notebook); this shows the seed means."""
     inter = sorted(grid["inter"].unique())
     intra = sorted(grid["intra"].unique())
     index = {m: i for i, m in enumerate(methods)}
@@ -164,14 +281,18 @@ def winner_heatmap(grid: pd.DataFrame, methods: list[str]) -> plt.Figure:
     cmap = plt.get_cmap("Set2", len(methods))
     for _, row in grid.iterrows():
         i, j = intra.index(row["intra"]), inter.index(row["inter"])
-        cells[i, j] = index[row["winner"]]
-        ax.text(j, i, f"{row['winner']}\n{row[row['winner']]:.1f}%", ha="center", va="center", fontsize=7)
+        w = row["winner"]
+        if w in index:
+            cells[i, j] = index[w]
+            ax.text(j, i, f"{w}\n{row[w]:.1f}%", ha="center", va="center", fontsize=7)
+        else:
+            ax.text(j, i, "tie", ha="center", va="center", fontsize=7)
     ax.imshow(cells, cmap=cmap, vmin=-0.5, vmax=len(methods) - 0.5, origin="lower", aspect="auto")
     ax.set_xticks(range(len(inter)), [f"{v:g}" for v in inter])
     ax.set_yticks(range(len(intra)), [f"{v:g}" for v in intra])
     ax.set_xlabel("inter-class distance (dial)")
     ax.set_ylabel("intra-class variance (dial)")
-    ax.set_title("best of " + ", ".join(methods))
+    ax.set_title("best seed mean of " + ", ".join(methods), fontsize=9)
     return fig
 
 
@@ -192,69 +313,94 @@ def method_heatmaps(grid: pd.DataFrame, methods: list[str]) -> plt.Figure:
         ax.set_title(m)
         ax.set_xlabel("inter")
     axes[0][0].set_ylabel("intra")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy (%)")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy, seed mean (%)")
     return fig
 
 
-def hybrid_bars(means: pd.Series) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.6, 3.2))
-    colours = ["#4c72b0" if "+" not in m and m != "rule" else ("#c44e52" if m == "rule" else "#55a868")
-               for m in means.index]
-    ax.bar(range(len(means)), means.values, color=colours)
+def hybrid_bars(means: pd.DataFrame, chance: float | None = None, zero_shot: float | None = None) -> plt.Figure:
+    """Accuracy of each single method, fixed hybrid, the rule and the oracle pick (average over tasks), with 95%
+    CIs (bootstrap over tasks, then seeds). ``means``: :func:`adaptlib.study.tables.mean_ci` (mean, ci_low,
+    ci_high per row)."""
+    fig, ax = plt.subplots(figsize=(7.0, 3.4))
+    colours = ["#c44e52" if m == "rule" else "#8172b3" if m.startswith("oracle") else
+               "#55a868" if "+" in m else "#4c72b0" for m in means.index]
+    ax.bar(range(len(means)), means["mean"].values, color=colours,
+           yerr=_err(means["mean"], means["ci_low"], means["ci_high"]), capsize=2)
+    reference_lines(ax, chance, zero_shot)
     ax.set_xticks(range(len(means)), means.index, rotation=45, ha="right")
-    ax.set_ylim(max(0, means.min() - 10), min(100, means.max() + 5))
+    ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy, average over tasks (%)")
+    ax.set_title(CI_TASKS + "; blue single, green hybrid, red rule, purple oracle", fontsize=8)
+    legend_outside(ax)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
-def drift_profiles(profiles: dict[str, pd.DataFrame], ylabel: str = "relative L2 drift") -> plt.Figure:
-    """Per-layer drift curves (one per method or parameter group)."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+def drift_profiles(profiles: dict[str, pd.DataFrame], ylabel: str = "squared L2 change") -> plt.Figure:
+    """Per-layer drift curves (one per method or parameter group): mean over tasks and seeds, error bars one
+    standard deviation over them; log scale."""
+    fig, ax = plt.subplots(figsize=(6.8, 3.6))
+    styles = method_style(list(profiles))
     for name, p in profiles.items():
         if len(p):
-            ax.errorbar(p["layer"], p["mean"], yerr=p["std"], marker="o", markersize=3, capsize=2, label=name)
+            ax.errorbar(p["layer"], p["mean"], yerr=p["std"].fillna(0), markersize=3, capsize=2, label=name,
+                        **styles[name])
     ax.set_xlabel("layer (-1: before the first block)")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel + " (log scale)")
     ax.set_yscale("log")
-    ax.legend(frameon=False, fontsize=7)
+    ax.set_title("mean over runs; error bars: 1 SD over tasks and seeds", fontsize=9)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig
 
 
 def cka_plot(ckas: dict[str, list[float]]) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    fig, ax = plt.subplots(figsize=(6.2, 3.4))
+    styles = method_style(list(ckas))
     for name, values in ckas.items():
-        ax.plot(range(len(values)), values, marker="o", label=name)
+        ax.plot(range(len(values)), values, label=name, **styles[name])
     ax.set_xlabel("image transformer block")
-    ax.set_ylabel("linear CKA, frozen vs adapted")
-    ax.legend(frameon=False, fontsize=7)
+    ax.set_ylabel("linear CKA, frozen vs adapted (1 = same)")
+    ax.set_title("one run per method on the probe task (no CI)", fontsize=9)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig
 
 
 def regulariser_plot(table: pd.DataFrame) -> plt.Figure:
-    fig, ax1 = plt.subplots(figsize=(5.0, 3.4))
+    """Text-feature drift and accuracy against the regulariser's weight (two panels, not twin axes), 95% CIs
+    (bootstrap over tasks, then seeds) where the table has them (``<col>_ci_low`` / ``<col>_ci_high``)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.2))
     x = np.arange(len(table))
-    ax1.plot(x, table["text_feature_drift"], marker="o", color="#c44e52", label="text-feature drift")
-    ax1.set_ylabel("text-feature drift (1 - cos)", color="#c44e52")
-    ax2 = ax1.twinx()
-    for col, colour in (("base", "#4c72b0"), ("new", "#dd8452"), ("hm", "#55a868")):
-        ax2.plot(x, table[col], marker="s", markersize=3, color=colour, label=col)
-    ax2.set_ylabel("accuracy (%)")
-    ax1.set_xticks(x, [f"{w:g}" for w in table.index])
-    ax1.set_xlabel("regulariser weight lambda")
-    ax2.legend(frameon=False, fontsize=7, loc="lower right")
+
+    def line(ax, col, colour, marker, label):
+        err = _err(table[col], table[f"{col}_ci_low"], table[f"{col}_ci_high"]) \
+            if f"{col}_ci_low" in table.columns else None
+        ax.errorbar(x, table[col], yerr=err, marker=marker, color=colour, label=label, capsize=2)
+
+    line(ax1, "text_feature_drift", "#c44e52", "o", "text-feature drift")
+    ax1.set_ylabel("text-feature drift (1 - cos to frozen)")
+    for col, colour, marker in (("base", "#4c72b0", "s"), ("new", "#dd8452", "^"), ("hm", "#55a868", "D")):
+        line(ax2, col, colour, marker, col)
+    ax2.set_ylabel("accuracy, average over tasks (%)")
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, [f"{w:g}" for w in table.index])
+        ax.set_xlabel("regulariser weight lambda")
+        ax.grid(alpha=0.3)
+    ax1.set_title("drift axis zoomed to its range", fontsize=8)
+    ax2.set_title(CI_TASKS, fontsize=8)
+    legend_outside(ax2)
+    fig.tight_layout()
     return fig
 
 
 def drift_vs_accuracy(points: pd.DataFrame) -> plt.Figure:
-    """Text-feature drift against accuracy, one point per method and task."""
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    colours = _colours(sorted(points["method"].unique()))
+    """Text-feature drift against accuracy, one point per method and task (seed means)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    styles = method_style(sorted(points["method"].unique()))
     for m, g in points.groupby("method"):
-        ax.scatter(g["text_feature_drift"], g["accuracy"], s=14, color=colours[m], label=m)
+        ax.scatter(g["text_feature_drift"], g["accuracy"], s=16, label=m, **_scatter_style(styles[m]))
     ax.set_xlabel("text-feature drift (1 - cos to frozen)")
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(frameon=False, fontsize=7, ncol=2)
+    ax.set_ylabel("accuracy, seed mean (%)")
+    legend_outside(ax)
     return fig

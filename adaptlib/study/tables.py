@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ZERO_SHOT = "zeroshot"
@@ -135,3 +136,265 @@ def seeds_complete(df: pd.DataFrame) -> dict:
     return {"runs": int(len(df)), "methods": int(df["method_label"].nunique()),
             "tasks": int(df.loc[~df["dialled"], "dataset"].nunique()), "seeds": sorted(map(int, df["seed"].unique())),
             "shots": sorted(map(int, df["shots"].unique()))}
+
+
+# --- per-(task, seed) tables: the units the claim tests and the bootstrap CIs resample ----------------------------
+
+def few_shot_seeds(df: pd.DataFrame, methods: list[str] | None = None, shots: int | None = None,
+                   datasets: list[str] | None = None, dialled: bool = False) -> pd.DataFrame:
+    """One row per (dataset, seed), one column per method: few-shot test accuracy (%) at ``shots``.
+
+    Zero-shot has one run per task (seed 1, any shot count): its value is repeated on every seed's row, so each
+    seed of a method is paired with the task's single zero-shot value (zero-shot has no seed noise of its own)."""
+    from .verdicts import seed_pivot
+
+    rows = df[(df["setting"] == "few_shot") & (df["dialled"] == dialled)]
+    if methods is not None:
+        rows = rows[rows["method_label"].isin(methods)]
+    if datasets is not None:
+        rows = rows[rows["dataset"].isin(datasets)]
+    trained = rows[rows["method_label"] != ZERO_SHOT]
+    if shots is not None:
+        trained = trained[trained["shots"] == shots]
+    table = seed_pivot(trained, "method_label", "accuracy")
+    zs = rows[rows["method_label"] == ZERO_SHOT]
+    if len(zs) and (methods is None or ZERO_SHOT in methods):
+        zs_value = zs.groupby("dataset")["accuracy"].mean().mul(100)
+        if table.empty:
+            table = pd.DataFrame({"dataset": zs_value.index, "seed": 1})
+        table[ZERO_SHOT] = table["dataset"].map(zs_value)
+    return table.sort_values(["dataset", "seed"]).reset_index(drop=True)
+
+
+def base_to_new_seeds(df: pd.DataFrame, methods: list[str] | None = None, shots: int | None = None,
+                      metric: str = "hm") -> pd.DataFrame:
+    """One row per (dataset, seed), one column per method: base-to-new ``metric`` (hm: the harmonic mean of that
+    seed's base and new accuracy; or base, new) in %, at ``shots``. Zero-shot's one run per task is repeated on every
+    seed's row (see :func:`few_shot_seeds`)."""
+    from .verdicts import seed_pivot
+
+    rows = df[(df["setting"] == "base_to_new") & ~df["dialled"]]
+    if methods is not None:
+        rows = rows[rows["method_label"].isin(methods)]
+    rows = rows.assign(hm=[harmonic_mean(b, n) if pd.notna(b) and pd.notna(n) else float("nan")
+                           for b, n in zip(rows["base_accuracy"], rows["new_accuracy"])],
+                       base=rows["base_accuracy"], new=rows["new_accuracy"])
+    trained = rows[rows["method_label"] != ZERO_SHOT]
+    if shots is not None:
+        trained = trained[trained["shots"] == shots]
+    table = seed_pivot(trained, "method_label", metric)
+    zs = rows[rows["method_label"] == ZERO_SHOT]
+    if len(zs) and (methods is None or ZERO_SHOT in methods):
+        value = zs.groupby("dataset")[metric].mean().mul(100)
+        if table.empty:
+            table = pd.DataFrame({"dataset": value.index, "seed": 1})
+        table[ZERO_SHOT] = table["dataset"].map(value)
+    return table.sort_values(["dataset", "seed"]).reset_index(drop=True)
+
+
+def mean_ci(seeds: pd.DataFrame, columns: list[str] | None = None, n_boot: int = 2000, seed: int = 0,
+            over: str = "tasks then seeds") -> pd.DataFrame:
+    """Per column of a per-(dataset, seed) table: the mean over tasks of seed means (%) and its 95% percentile CI
+    from the hierarchical bootstrap (``over='tasks then seeds'``: resample tasks, then seeds within a task) or over
+    seeds only (``over='seeds'``: the tasks fixed). NaN values (runs that are missing) are dropped per column."""
+    from ..analysis.resampling import hierarchical_bootstrap, percentile_ci, task_means
+
+    if over not in ("tasks then seeds", "seeds"):
+        raise ValueError(f"over must be 'tasks then seeds' or 'seeds', got {over!r}")
+    columns = columns or [c for c in seeds.columns if c not in ("dataset", "seed")]
+    rows = []
+    for c in columns:
+        sel = seeds[["dataset", "seed", c]].dropna()
+        if sel.empty:
+            rows.append({"method": c, "mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+                         "tasks": 0})
+            continue
+        mean = float(sel.groupby("dataset")[c].mean().mean())
+        boot = hierarchical_bootstrap(sel, lambda s: task_means(s)[..., 0].mean(axis=1), value_cols=[c],
+                                      n_boot=n_boot, seed=seed, resample_tasks=over == "tasks then seeds")
+        lo, hi = percentile_ci(boot)
+        rows.append({"method": c, "mean": mean, "ci_low": lo, "ci_high": hi, "tasks": int(sel["dataset"].nunique())})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def curve_ci(df: pd.DataFrame, methods: list[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """method, shots, mean, ci_low, ci_high: the average few-shot curve over tasks with its bootstrap CI (tasks,
+    then seeds). Zero-shot (one run per task) has a CI over tasks only."""
+    out = []
+    shot_list = sorted(int(s) for s in df.loc[(df["setting"] == "few_shot") & ~df["dialled"] &
+                                              (df["method_label"] != ZERO_SHOT), "shots"].unique())
+    for k in shot_list:
+        table = few_shot_seeds(df, methods, k)
+        cols = [m for m in methods if m in table.columns]
+        if cols:
+            out.append(mean_ci(table, cols, n_boot=n_boot, seed=seed).reset_index().assign(shots=k))
+    if not out:
+        return pd.DataFrame(columns=["method", "shots", "mean", "ci_low", "ci_high", "tasks"])
+    return pd.concat(out, ignore_index=True)
+
+
+def best_with_ci(df: pd.DataFrame, methods: list[str], shots: int, n_boot: int = 2000, seed: int = 0) -> dict:
+    """The method with the best average over tasks at ``shots`` (zero-shot excluded), its mean and 95% CI
+    (hierarchical bootstrap, tasks then seeds), the runner-up, and the share of bootstrap resamples in which the
+    best stays best (selection redone in each resample: how stable the pick is)."""
+    from ..analysis.resampling import as_cube, hierarchical_bootstrap, percentile_ci, task_means
+
+    cand = [m for m in methods if m != ZERO_SHOT]
+    table = few_shot_seeds(df, cand, shots)
+    cols = [m for m in cand if m in table.columns and table[m].notna().all()]
+    if not cols:
+        return {"shots": int(shots), "best": None}
+    cube = as_cube(table, cols)
+    means = cube.task_means().mean(axis=0)
+    order = np.argsort(-means)
+    best = int(order[0])
+    boot = hierarchical_bootstrap(cube, lambda s: task_means(s)[..., best].mean(axis=1), n_boot=n_boot, seed=seed)
+    picks = hierarchical_bootstrap(cube, lambda s: task_means(s).mean(axis=1).argmax(axis=1).astype(float),
+                                   n_boot=n_boot, seed=seed)
+    lo, hi = percentile_ci(boot)
+    return {"shots": int(shots), "best": cols[best], "mean": float(means[best]), "ci95": [lo, hi],
+            "runner_up": cols[int(order[1])] if len(cols) > 1 else None,
+            "runner_up_mean": float(means[order[1]]) if len(cols) > 1 else float("nan"),
+            "stays_best": float(np.mean(picks == best)), "tasks": cube.n_tasks}
+
+
+# --- budgets, timings, failure cases ------------------------------------------------------------------------------
+
+BUDGET_COLUMNS = {"train_steps": "steps", "train_steps_after_warmup": "steps_after_warmup",
+                  "train_examples_seen": "examples_seen"}
+
+
+def budgets(df: pd.DataFrame) -> pd.DataFrame:
+    """method, dataset, shots, steps, steps_after_warmup, examples_seen (medians over seeds), share_after_warmup:
+    one row per trained method x dataset x shots of the few-shot runs (undialled). Columns the results table does
+    not have yet are NaN (results written before they were recorded)."""
+    rows = df[(df["setting"] == "few_shot") & ~df["dialled"] & (df["method_label"] != ZERO_SHOT)].copy()
+    for col in BUDGET_COLUMNS:
+        if col not in rows.columns:
+            rows[col] = np.nan
+        rows[col] = pd.to_numeric(rows[col], errors="coerce")
+    table = rows.groupby(["method_label", "dataset", "shots"])[list(BUDGET_COLUMNS)].median()
+    table = table.rename(columns=BUDGET_COLUMNS).reset_index().rename(columns={"method_label": "method"})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["share_after_warmup"] = np.where(table["steps"] > 0, table["steps_after_warmup"] / table["steps"],
+                                               np.nan)
+    order = {m: i for i, m in enumerate(method_order(table["method"].unique()))}
+    table = table.sort_values(["method", "dataset", "shots"], key=lambda s: s.map(order) if s.name == "method"
+                              else s, kind="stable")
+    return table.reset_index(drop=True)
+
+
+def load_timings(results_dir: str | Path) -> pd.DataFrame:
+    """``timings.csv`` of a results folder (key, wall_seconds, train_seconds, ...), or an empty table."""
+    path = Path(results_dir) / "timings.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=["key", "wall_seconds", "train_seconds"])
+    return pd.read_csv(path)
+
+
+def failure_cases(df: pd.DataFrame, classes: pd.Series | dict, methods: list[str] | None = None,
+                  collapse_factor: float = 2.0) -> pd.DataFrame:
+    """The failures a reader should see, with their numbers (seed means, %):
+
+    - ``below zero-shot``: a trained method below zero-shot on a task at the smallest shot count;
+    - ``collapse``: a method within ``collapse_factor`` x chance (chance = 100 / classes) on a task where the
+      best single method is above twice that.
+    One row per (kind, method, dataset, shots)."""
+    long = few_shot_long(df, methods)
+    if long.empty:
+        return pd.DataFrame(columns=["kind", "method", "dataset", "shots", "accuracy", "reference", "note"])
+    out = []
+    zs = long[long["method"] == ZERO_SHOT].drop_duplicates("dataset").set_index("dataset")["mean"]
+    k_min = long.loc[long["method"] != ZERO_SHOT, "shots"].min()
+    for _, r in long[(long["shots"] == k_min) & (long["method"] != ZERO_SHOT)].iterrows():
+        if r["dataset"] in zs.index and r["mean"] < zs[r["dataset"]]:
+            out.append({"kind": "below zero-shot", "method": r["method"], "dataset": r["dataset"],
+                        "shots": int(r["shots"]), "accuracy": r["mean"], "reference": zs[r["dataset"]],
+                        "note": f"{r['mean'] - zs[r['dataset']]:+.1f} points vs zero-shot"})
+    singles = [m for m in long["method"].unique() if "+" not in m and "@" not in m and m != ZERO_SHOT]
+    for (dataset, shots), g in long[long["method"] != ZERO_SHOT].groupby(["dataset", "shots"]):
+        if dataset not in classes:
+            continue
+        chance = 100.0 / float(classes[dataset])
+        best_single = g.loc[g["method"].isin(singles), "mean"].max()
+        if not np.isfinite(best_single) or best_single <= collapse_factor * 2 * chance:
+            continue
+        for _, r in g[g["mean"] <= collapse_factor * chance].iterrows():
+            out.append({"kind": "collapse", "method": r["method"], "dataset": dataset, "shots": int(shots),
+                        "accuracy": r["mean"], "reference": best_single,
+                        "note": f"within {collapse_factor:g}x chance ({chance:.1f}%); best single method "
+                                f"{best_single:.1f}%"})
+    cols = ["kind", "method", "dataset", "shots", "accuracy", "reference", "note"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def _seed_boot_ci(values: np.ndarray, n_boot: int, rng) -> tuple[float, float]:
+    """95% percentile CI of the mean of one task's seed values (a single seed: that value, no spread)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), float(v[0])
+    boot = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def per_task_ci(df: pd.DataFrame, methods: list[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """method, dataset, shots, mean, ci_low, ci_high, seeds: each task's few-shot accuracy (%) with a 95%
+    percentile bootstrap CI over its seeds (zero-shot: one run, no CI)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    shot_list = sorted(int(s) for s in df.loc[(df["setting"] == "few_shot") & ~df["dialled"] &
+                                              (df["method_label"] != ZERO_SHOT), "shots"].unique())
+    for k in shot_list:
+        table = few_shot_seeds(df, methods, k)
+        for m in [m for m in methods if m in table.columns]:
+            for task, g in table.groupby("dataset"):
+                v = g[m].to_numpy(dtype=float)
+                if not np.isfinite(v).any():
+                    continue
+                lo, hi = _seed_boot_ci(v, n_boot, rng)
+                out.append({"method": m, "dataset": task, "shots": k, "mean": float(np.nanmean(v)), "ci_low": lo,
+                            "ci_high": hi, "seeds": int(np.isfinite(v).sum())})
+    return pd.DataFrame(out, columns=["method", "dataset", "shots", "mean", "ci_low", "ci_high", "seeds"])
+
+
+def base_to_new_ci(df: pd.DataFrame, methods: list[str], shots: int, n_boot: int = 1000,
+                   seed: int = 0) -> pd.DataFrame:
+    """Per method: base, new and HM (the HM of the task-averaged base and new, as :func:`base_to_new_table`) in %,
+    each with a 95% CI from the hierarchical bootstrap (tasks, then seeds; HM recomputed in each resample)."""
+    from ..analysis.resampling import as_cube, hierarchical_bootstrap, percentile_ci, task_means
+
+    base = base_to_new_seeds(df, methods, shots, "base")
+    new = base_to_new_seeds(df, methods, shots, "new")
+    rows = []
+    for m in [m for m in methods if m in base.columns and m in new.columns]:
+        t = base[["dataset", "seed", m]].rename(columns={m: "base"}).merge(
+            new[["dataset", "seed", m]].rename(columns={m: "new"}), on=["dataset", "seed"]).dropna()
+        if t.empty:
+            continue
+        cube = as_cube(t, ["base", "new"])
+        avg = cube.task_means().mean(axis=0)
+        row = {"method": m, "base": avg[0], "new": avg[1], "hm": harmonic_mean(avg[0], avg[1]),
+               "tasks": cube.n_tasks}
+        for i, name in enumerate(("base", "new")):
+            b = hierarchical_bootstrap(cube, lambda s, i=i: task_means(s)[..., i].mean(axis=1), n_boot=n_boot,
+                                       seed=seed)
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = percentile_ci(b)
+
+        def hm_stat(s):
+            a = task_means(s).mean(axis=1)
+            return 2 * a[:, 0] * a[:, 1] / np.where(a.sum(axis=1) > 0, a.sum(axis=1), np.nan)
+
+        row["hm_ci_low"], row["hm_ci_high"] = percentile_ci(hierarchical_bootstrap(cube, hm_stat, n_boot=n_boot,
+                                                                                   seed=seed))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.set_index("method") if len(table) else table
+
+
+def chance_level(classes, datasets) -> dict[str, float]:
+    """Chance accuracy (%) per dataset: 100 / classes (a dialled 'task@dials' dataset has its task's classes)."""
+    return {d: 100.0 / float(classes[str(d).split("@")[0]]) for d in datasets if str(d).split("@")[0] in classes}

@@ -32,11 +32,20 @@ class TrainLog:
     epoch_loss: list[float] = field(default_factory=list)
     final_loss: float | None = None
     examples_seen: int = 0
+    steps_after_warmup: int = 0  # the steps that ran at the schedule's own rates, not the warm-up rate
 
     def to_dict(self) -> dict:
         return {"epochs": self.epochs, "steps": self.steps, "seconds": round(self.seconds, 3),
                 "trainable_parameters": self.trainable_parameters, "epoch_loss": self.epoch_loss,
-                "final_loss": self.final_loss, "examples_seen": self.examples_seen}
+                "final_loss": self.final_loss, "examples_seen": self.examples_seen,
+                "steps_after_warmup": self.steps_after_warmup}
+
+
+def warmup_steps(total_steps: int, steps_per_epoch: int, cfg: TrainConfig) -> int:
+    """How many of a run's first steps run at the warm-up rate (``lr_at`` returns ``cfg.warmup_lr`` for them)."""
+    if cfg.schedule_per_epoch:
+        return min(cfg.warmup_epochs * max(1, steps_per_epoch), total_steps)
+    return min(cfg.warmup_epochs * steps_per_epoch, max(total_steps - 1, 0))
 
 
 def parameter_groups(model: AdaptedCLIP, cfg: TrainConfig) -> list[dict]:
@@ -63,15 +72,37 @@ def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimiz
 
 
 def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg: TrainConfig, base_lr: float | None = None) -> float:
-    """Constant warm-up (Dassl: first epoch at 1e-5), then cosine decay to zero over the remaining steps."""
+    """The learning rate of optimisation step ``step`` (0-based) of a run of ``total_steps`` steps.
+
+    ``cfg.schedule_per_epoch`` (the Dassl-based methods): Dassl's ``ConstantWarmupScheduler`` around
+    ``CosineAnnealingLR(T_max=E)``, stepped once at the end of every epoch, with E the run's epochs
+    (``ceil(total_steps / steps_per_epoch)``) and the cosine counted from the end of the warm-up
+    (``WARMUP_RECOUNT``): epochs ``e < warmup_epochs`` run at ``warmup_lr``, epoch ``e >= warmup_epochs`` at
+    ``eta_min + (base - eta_min) * (1 + cos(pi * (e - warmup_epochs) / E)) / 2``. With one warm-up epoch the
+    last epoch runs at (1 + cos(pi (E - 2) / E)) / 2 of the base rate, not at zero. (APEX's one-epoch *linear*
+    warm-up is the same: Dassl's ``LinearWarmupScheduler`` runs epoch 0 at ``WARMUP_MIN_LR``.)
+
+    Otherwise: constant warm-up over the first ``warmup_epochs`` epochs' steps (at least one step is left after
+    it), then a per-step cosine from the base rate towards ``eta_min`` over the remaining steps, as
+    ``CosineAnnealingLR(T_max=total_steps)`` stepped every iteration (Tip-Adapter-F, CLIP-LoRA).
+    """
     base = cfg.lr if base_lr is None else base_lr
+    if cfg.schedule_per_epoch:
+        epoch = step // max(1, steps_per_epoch)
+        if epoch < cfg.warmup_epochs:
+            return cfg.warmup_lr
+        if cfg.scheduler == "constant":
+            return base
+        epochs = -(-total_steps // max(1, steps_per_epoch))
+        t = epoch - cfg.warmup_epochs
+        return cfg.eta_min + 0.5 * (base - cfg.eta_min) * (1.0 + math.cos(math.pi * t / max(1, epochs)))
     warmup = min(cfg.warmup_epochs * steps_per_epoch, max(total_steps - 1, 0))
     if step < warmup:
         return cfg.warmup_lr
     if cfg.scheduler == "constant":
         return base
     progress = (step - warmup) / max(1, total_steps - warmup)
-    return 0.5 * base * (1.0 + math.cos(math.pi * progress))
+    return cfg.eta_min + 0.5 * (base - cfg.eta_min) * (1.0 + math.cos(math.pi * progress))
 
 
 def autocast_for(device: torch.device):
@@ -136,6 +167,7 @@ def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], c
         bar.close()
         model.eval()
     log.steps = step
+    log.steps_after_warmup = max(0, step - warmup_steps(total, steps_per_epoch, cfg))
     log.seconds = time.perf_counter() - start
     log.final_loss = log.epoch_loss[-1] if log.epoch_loss else None
     return log

@@ -79,12 +79,8 @@ def save_cache(target: str | os.PathLike, save: Callable[[Path], None], what: st
 
 def save_json_cache(target: str | os.PathLike, obj: Any, what: str = "cache") -> bool:
     """``atomic_write_json`` for a cache file: a failure is a warning (see ``save_cache``)."""
-    try:
-        atomic_write_json(target, obj)
-        return True
-    except OSError as err:
-        _warn_cache(what, target, err)
-        return False
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    return save_cache(target, lambda tmp: Path(tmp).write_text(text), what)
 
 
 def _warn_cache(what: str, target: str | os.PathLike, err: OSError) -> None:

@@ -4,6 +4,11 @@
 benchmark's ``templates[0]`` is its entry, so zero-shot and prompt-initialised methods start from the prompts the
 literature reports. ``IMAGENET_TEMPLATES`` is the 80-prompt ensemble of the CLIP paper
 (notebooks/Prompt_Engineering_for_ImageNet.ipynb): an option for ImageNet users, never the default.
+
+Where a method's reference code prompts a dataset differently, its recipe says so (``Recipe.dataset_templates``):
+KgCoOp (htyao89/KgCoOp, KgCoOp/trainers/kgcoop.py) and CLIPFit (minglllli/CLIPFit, CLIPFit/trainers/ClipFit.py)
+prompt DTD with ``DTD_TYPE_OF_TEXTURE_TEMPLATE``; Tip-Adapter and Tip-Adapter-F (gaopengcuhk/Tip-Adapter,
+datasets/imagenet.py) prompt ImageNet with the 7-template ensemble ``TIP_ADAPTER_IMAGENET_TEMPLATES``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,20 @@ COOP_TEMPLATES: dict[str, str] = {
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
 }
+
+# KgCoOp's and CLIPFit's CUSTOM_TEMPLATES["DescribableTextures"] (CoOp's is "{} texture.")
+DTD_TYPE_OF_TEXTURE_TEMPLATE = "a photo of a {}, a type of texture."
+
+# Tip-Adapter's ImageNet prompt ensemble (datasets/imagenet.py, ``imagenet_templates``), in its order
+TIP_ADAPTER_IMAGENET_TEMPLATES: tuple[str, ...] = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
 
 IMAGENET_TEMPLATES: tuple[str, ...] = (
     "a bad photo of a {}.",

@@ -2,7 +2,8 @@
 
 Each chosen projection W (q, k or v of every attention layer of the chosen towers) becomes W + s * B A with
 A [r, W] Kaiming-uniform, B [W, r] zero (so training starts at CLIP), s = alpha / sqrt(r) as CLIP-LoRA sets it,
-and dropout on the LoRA input. Written here rather than with peft: peft's LoRA for nn.MultiheadAttention adapts
+and dropout on the LoRA input (an independent mask for each of q, k and v, as CLIP-LoRA's loralib draws them).
+Written here rather than with peft: peft's LoRA for nn.MultiheadAttention adapts
 the fused in-projection with one shared A for q, k and v (and the output projection), not CLIP-LoRA's separate
 q, k, v adapters.
 """
@@ -74,9 +75,14 @@ class LoRAAttention(nn.Module):
         qkv = F.linear(x, a.in_proj_weight, a.in_proj_bias)
         q, k, v = qkv.chunk(3, dim=-1)
         if self.enabled and len(self.lora_A):
-            h = self.dropout(x)
-            deltas = {t: (h @ self.lora_A[t].t().to(h.dtype)) @ self.lora_B[t].t().to(h.dtype) * self.scaling
-                      for t in self.lora_A}
+            # an independent dropout mask for each adapted projection, drawn in q, k, v order: CLIP-LoRA's
+            # PlainMultiheadAttentionLoRA calls q_proj, k_proj, v_proj in turn, each a LinearLoRA with its own
+            # nn.Dropout on its input (loralib/layers.py)
+            deltas = {}
+            for t in ("q", "k", "v"):
+                if t in self.lora_A:
+                    h = self.dropout(x)
+                    deltas[t] = (h @ self.lora_A[t].t().to(h.dtype)) @ self.lora_B[t].t().to(h.dtype) * self.scaling
             q = q + deltas.get("q", 0)
             k = k + deltas.get("k", 0)
             v = v + deltas.get("v", 0)
