@@ -411,7 +411,7 @@ def _child(args: list[str], data: Path, **kwargs) -> subprocess.Popen:
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_nothing(tmp_path):
     data, res = tmp_path / "data", tmp_path / "res"
     proc = _child(["run", "--method", "layernorm", "--dataset", "colour", "--shots", "2", *TINY, "--crop-scale", "1,1",
-                   "--train", "max_steps=100000", "--results", str(res)], data, stdout=subprocess.PIPE)
+                   "--train", "epochs=1000000", "--results", str(res)], data, stdout=subprocess.PIPE)
     deadline = time.monotonic() + 90
     while not list((data / "cache" / "fewshot").rglob("*.json")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
