@@ -404,8 +404,11 @@ def test_a_full_disk_at_the_journal_names_it_and_leaves_no_empty_journal(tmp_pat
 
 def _child(args: list[str], data: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "ADAPTLIB_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+    # a child inherits an ignored SIGINT from its parent (an in-process sweep earlier in the session may have left
+    # it ignored): give it the default handler, as an interactive shell does
     return subprocess.Popen([sys.executable, "-m", "adaptlib.cli", *args], env=env, text=True,
-                            stderr=subprocess.PIPE, **kwargs)
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
 
 
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_nothing(tmp_path):
