@@ -25,3 +25,19 @@ def test_a_result_records_its_budget():
     train = execute(spec)["train"]
     assert train["steps"] == 5 and 0 <= train["steps_after_warmup"] <= 5
     assert train["examples_seen"] == 5 * 2
+
+
+@pytest.mark.parametrize("total, per_epoch_steps", [(100, 160), (60, 60), (40, 96), (2, 1), (9, 5), (200, 16)])
+def test_a_step_cap_never_leaves_more_than_a_tenth_in_warmup(total, per_epoch_steps):
+    """A whole warm-up epoch longer than the capped run (CoCoOp: batch 1, so an epoch is the whole train set) is
+    cut to 10% of the run's steps: at least 90% of every step-capped run trains at the schedule's own rates."""
+    cfg = TrainConfig(lr=0.5, warmup_lr=1e-5, warmup_epochs=1)
+    warm = warmup_steps(total, per_epoch_steps, cfg)
+    assert warm == min(per_epoch_steps, int(0.1 * total))
+    assert total - warm >= 0.9 * total
+    assert [lr_at(s, total, per_epoch_steps, cfg) == cfg.warmup_lr for s in range(total)].count(True) == warm
+
+
+def test_max_warmup_fraction_is_checked():
+    with pytest.raises(ValueError, match="max_warmup_fraction"):
+        TrainConfig(max_warmup_fraction=1.5)

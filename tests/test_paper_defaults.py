@@ -108,7 +108,7 @@ def test_a_run_prompts_dtd_with_its_methods_template_everywhere(method, template
     cache: dict = {}
     run.evaluate(cache)
     run.representation_drift(cache)
-    assert len(seen) == 3 and all(t == [template] for t in seen)
+    assert len(seen) == 4 and all(t == [template] for t in seen)  # base, new, few-shot val (base), drift
 
 
 # ------------------------------------------------------------------------------------------- 3. Tip-Adapter's ranges
@@ -318,8 +318,8 @@ def old_lr_at(step, total_steps, steps_per_epoch, cfg, base_lr=None):
     return 0.5 * base * (1.0 + math.cos(math.pi * progress))
 
 
-@pytest.mark.parametrize("total, per_epoch, warmup", [(40, 3, 1), (200, 7, 1), (2, 1, 1), (60, 60, 1), (25, 4, 0)])
-def test_the_per_step_schedule_is_unchanged(total, per_epoch, warmup):
+@pytest.mark.parametrize("total, per_epoch, warmup", [(40, 3, 1), (200, 7, 1), (200, 20, 1), (25, 4, 0)])
+def test_the_per_step_schedule_is_unchanged_where_the_warmup_fits_in_a_tenth(total, per_epoch, warmup):
     cfg = TrainConfig(lr=0.05, warmup_epochs=warmup)
     for step in range(total):
         assert lr_at(step, total, per_epoch, cfg, 0.5) == old_lr_at(step, total, per_epoch, cfg, 0.5)

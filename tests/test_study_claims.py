@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from adaptlib.analysis.claims import VERDICT_KEYS, Claim
+from adaptlib.study import tables
 from adaptlib.study import difficulty as D
 from adaptlib.study import drift as R
 from adaptlib.study import variance as V
@@ -183,6 +184,11 @@ def test_hybrid_best_of_and_rule_claims_and_efficiency():
     eff = V.efficiency_table(df, timings, 16)
     assert eff.loc["prompt+adapter", "parameters_ratio"] == pytest.approx(1.0)
     assert eff.loc["prompt+adapter", "seconds_ratio"] == pytest.approx(0.75)
+    assert eff["train_memory_mb"].isna().all()  # results written before the column existed
+    memory = df.assign(train_memory_mb=np.where(df["method_label"].str.contains(r"\+"), 5.0, 2.0))
+    eff = V.efficiency_table(memory, timings, 16)
+    assert eff.loc["prompt+adapter", "parts_memory_mb"] == pytest.approx(4.0)
+    assert eff.loc["prompt+adapter", "memory_mb_ratio"] == pytest.approx(1.25)
     practical, why = V.practical_pick(df, 16, TASKS)
     assert practical is None and "val_accuracy" in why
     with_val = df.assign(val_accuracy=df["accuracy"])
@@ -273,3 +279,36 @@ def test_summary_and_budgets_and_cis():
                                                                        "layernorm"])
     assert set(fails["kind"]) == {"below zero-shot", "collapse"}
     assert set(fails["method"]) == {"layernorm"}
+
+
+def convergence_frame(levels: dict[str, tuple[float, float, float]], cap: dict[str, int]) -> pd.DataFrame:
+    """Runs of each method at half, one and twice its cap (labels METHOD@steps=N for the others) on 3 tasks."""
+    records = []
+    for m, accs in levels.items():
+        for t in ("a", "b", "c"):
+            for mult, acc in zip((0.5, 1, 2), accs):
+                label = m if mult == 1 else f"{m}@steps={int(cap[m] * mult)}"
+                records.append({**run_rows(label, t, 16, 1, val_accuracy=acc, accuracy=acc - 0.01),
+                                "train_steps": int(cap[m] * mult), "method": m})
+        records.append({**run_rows(m, "other", 16, 1, val_accuracy=0.1, accuracy=0.1), "train_steps": cap[m],
+                        "method": m})  # a task outside the check: not part of it
+    return frame(records)
+
+
+def test_convergence_table_and_whether_the_caps_decide_the_ranking():
+    cap = {"coop": 200, "layernorm": 40, "apex": 60, "bitfit": 40}
+    stable = convergence_frame({"coop": (0.5, 0.7, 0.71), "layernorm": (0.5, 0.6, 0.61),
+                                "apex": (0.4, 0.5, 0.5), "bitfit": (0.3, 0.4, 0.41)}, cap)
+    table = tables.convergence_table(stable)
+    assert set(table["budget"]) == {0.5, 1.0, 2.0} and (table["tasks"] == 3).all()
+    coop = table[table["method"] == "coop"].set_index("budget")
+    assert coop.loc[1.0, "steps"] == 200 and coop.loc[2.0, "val_accuracy"] == pytest.approx(71.0)
+    s = tables.convergence_summary(table)
+    assert s["tau"] == pytest.approx(1.0) and s["not_converged"] == {} and s["largest_rank_change"] == 0
+    # bitfit climbs from last to first with twice the steps: the cap decides the ranking
+    climbing = convergence_frame({"coop": (0.5, 0.7, 0.71), "layernorm": (0.5, 0.6, 0.61),
+                                  "apex": (0.4, 0.5, 0.5), "bitfit": (0.3, 0.4, 0.8)}, cap)
+    s = tables.convergence_summary(tables.convergence_table(climbing))
+    assert s["not_converged"] == {"bitfit": pytest.approx(40.0)} and s["largest_rank_change"] == 3
+    assert tables.convergence_table(frame([run_rows("coop", "a", 16, 1, accuracy=0.5, val_accuracy=0.5,
+                                                    train_steps=3)])).empty

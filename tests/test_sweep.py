@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adaptlib.cli import main
-from adaptlib.runs.profile import ProfileError, load_profile
+from adaptlib.runs.profile import ProfileError, for_shots, load_profile
 from adaptlib.runs.store import read_journal, result_files
 from adaptlib.runs.sweep import run_sweep
 from adaptlib.runs.table import write_tables
@@ -82,6 +82,16 @@ def test_profile_expands_each_run_once(tmp_path):
     assert b2n == {"coop", "clip_adapter"}  # base_to_new defaults to the few-shot methods
 
 
+def test_train_by_shots_sets_each_shot_counts_options(tmp_path):
+    """Learning rates calibrated per shot count: the nearest lower key applies, over the entry's ``train``."""
+    text = PROFILE.replace("  coop: {}", "  coop: {train: {lr: 0.5}, train_by_shots: {1: {lr: 0.1}, 2: {lr: 0.2}}}")
+    specs = load_profile(write_profile(tmp_path, text)).expand()
+    lrs = {(s.shots, s.train_overrides().get("lr")) for s in specs if s.method == "coop"}
+    assert lrs == {(1, 0.1), (2, 0.2)}
+    assert for_shots({1: {"lr": 0.1}, 4: {"lr": 0.4}}, 8) == {"lr": 0.4}
+    assert for_shots({4: {"lr": 0.4}}, 1) == {"lr": 0.4} and for_shots({}, 3) == {}
+
+
 @pytest.mark.parametrize("name", ["smoke", "embedded", "paper"])
 def test_shipped_profiles_are_valid(name):
     from adaptlib.utils.paths import REPO_ROOT
@@ -102,6 +112,8 @@ BAD_PROFILES = [
     ("max_steps: 3", "max_stepz: 3", "did you mean 'max_steps'"),
     ("seeds: [1]", "seeds: [1", "is not valid YAML"),
     ("seeds: [1]", "seeds: one", "must be a list of integers"),
+    ("  coop: {}", "  coop: {train_by_shots: {two: {lr: 0.1}}}", "keys are shot counts"),
+    ("  coop: {}", "  coop: {train_by_shots: {2: {lrr: 0.1}}}", "did you mean 'lr'"),
 ]
 
 

@@ -31,6 +31,9 @@ class TrainConfig:
     iterations_per_shot: int | None = None
     warmup_epochs: int = 1  # Dassl's constant warm-up: the first epoch(s) at warmup_lr
     warmup_lr: float = 1e-5
+    # the per-step schedule's warm-up is at most this share of the run's steps (a step-capped run keeps >= 90% of
+    # its steps at the schedule's own rates); Dassl's per-epoch schedule keeps its whole warm-up epoch
+    max_warmup_fraction: float = 0.1
     scheduler: str = "cosine"  # cosine | constant
     # Dassl's cosine (CoOp and the Dassl-based methods): the rate changes once per epoch, CosineAnnealingLR with
     # T_max = the run's epochs counted from the end of the warm-up, so the last epoch does not reach eta_min.
@@ -46,6 +49,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise unknown_name_error("optimizer", self.optimizer, OPTIMIZERS)
+        if not 0.0 <= self.max_warmup_fraction <= 1.0:
+            raise ValueError(f"max_warmup_fraction must be in [0, 1] (got {self.max_warmup_fraction})")
         if self.lr <= 0 or self.batch_size <= 0 or self.budget <= 0:
             raise ValueError(f"lr, batch_size and budget must be positive (got {self.lr}, {self.batch_size}, "
                              f"{self.budget})")

@@ -24,8 +24,10 @@ A profile holds (every key but ``methods`` optional)::
       dials: {setting: few_shot, methods: [coop], datasets: ["shape@inter=0.3"], shots: [16], seeds: [1]}
     cluster: {partition: gpu, gpus_per_node: 1, timeout_min: 240, array_parallelism: 32, runs_per_job: 4}
 
-A method entry may set ``method``, ``parts`` (hybrids), ``train``, ``part_options``, ``ensemble_alphas``,
-``save_state``, ``crop_scale`` and ``feature_cache``. Everything is validated before any run starts: unknown
+A method entry may set ``method``, ``parts`` (hybrids), ``train``, ``train_by_shots``, ``part_options``,
+``ensemble_alphas``, ``save_state``, ``crop_scale`` and ``feature_cache``. ``train_by_shots`` maps shot counts to
+training overrides applied over ``train`` (the nearest lower key applies), e.g. the learning rates calibrated per
+shot count: ``train_by_shots: {1: {lr: 0.02}, 4: {lr: 0.006}, 16: {lr: 0.002}}``. Everything is validated before any run starts: unknown
 names get the nearest valid one, every part and training option is checked against its type and range, and shot
 counts are checked against the smallest class of each dataset. Numbers may be written as the papers write them
 (``lr: 2e-4``; plain YAML would read that as a string).
@@ -54,8 +56,8 @@ from .spec import SETTINGS, RunSpec, check_spec
 
 TOP_KEYS = ("name", "description", "backbone", "backbones", "pretrained", "quick_gelu", "results", "run_defaults",
             "datasets", "shots", "seeds", "methods", "settings", "groups", "cluster")
-ENTRY_KEYS = ("method", "parts", "train", "part_options", "ensemble_alphas", "save_state", "crop_scale",
-              "feature_cache")
+ENTRY_KEYS = ("method", "parts", "train", "train_by_shots", "part_options", "ensemble_alphas", "save_state",
+              "crop_scale", "feature_cache")
 DEFAULT_KEYS = ("crop_scale", "train", "feature_cache")
 GRID_KEYS = ("methods", "datasets", "shots", "seeds", "eval_datasets")
 GROUP_KEYS = ("setting",) + GRID_KEYS
@@ -121,8 +123,9 @@ class Profile:
             entry = self.methods[label]
         bb = backbone or self.backbones[0]
         values: dict[str, Any] = {k: v for k, v in self.run_defaults.items() if k != "train"}
-        values.update({k: v for k, v in entry.fields.items() if k != "train"})
-        train = {**self.run_defaults.get("train", {}), **entry.fields.get("train", {})}
+        values.update({k: v for k, v in entry.fields.items() if k not in ("train", "train_by_shots")})
+        train = {**self.run_defaults.get("train", {}), **entry.fields.get("train", {}),
+                 **for_shots(entry.fields.get("train_by_shots", {}), int(shots))}
         if "crop_scale" in values and values["crop_scale"] is not None:
             values["crop_scale"] = tuple(float(x) for x in values["crop_scale"])
         if "hybrid_parts" in values:
@@ -285,6 +288,15 @@ def _backbones(raw: dict, where: str) -> list[BackboneChoice]:
                            raw.get("quick_gelu"))]
 
 
+def for_shots(by_shots: dict[int, dict], shots: int) -> dict:
+    """The overrides of the nearest lower shot count in ``by_shots`` (the smallest key below all keys)."""
+    if not by_shots:
+        return {}
+    keys = sorted(by_shots)
+    eligible = [k for k in keys if k <= max(shots, keys[0])]
+    return dict(by_shots[eligible[-1]])
+
+
 def _pretrained(value: Any) -> str | None:
     return None if value in (None, "", "random", "none") else str(value)
 
@@ -299,6 +311,15 @@ def _entry(label: str, body: Any, where: str) -> MethodEntry:
         if key in body:
             _check_mapping(body[key], f"{where}.{key}")
             fields[key] = dict(body[key])
+    if "train_by_shots" in body:
+        _check_mapping(body["train_by_shots"], f"{where}.train_by_shots")
+        by_shots = {}
+        for k, v in body["train_by_shots"].items():
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ProfileError(f"{where}.train_by_shots: keys are shot counts (positive integers), got {k!r}")
+            _check_mapping(v, f"{where}.train_by_shots.{k}")
+            by_shots[k] = dict(v)
+        fields["train_by_shots"] = by_shots
     if "parts" in body:
         parts = []
         for i, item in enumerate(body["parts"] or []):
@@ -379,10 +400,11 @@ def _check_names(profile: Profile, where: str) -> None:
             profile.methods[entry.label] is not entry else f"{where}: methods.{entry.label}"
         if entry.method != "hybrid" and entry.method not in RECIPES:
             raise _unknown(f"{here}: unknown method", entry.method, list(RECIPES) + ["hybrid"])
-        try:
-            spec = profile.method_spec(entry.label, grid.datasets[0], grid.shots[0], grid.seeds[0], grid.setting,
-                                       eval_datasets=tuple(grid.eval_datasets), entry=entry)
-            check_spec(spec)  # the method, its parts, every part and training option (names, types, ranges)
+        try:  # every shot count: train_by_shots may set other options at each
+            for shots in sorted(set(grid.shots) | set(entry.fields.get("train_by_shots", {}))):
+                spec = profile.method_spec(entry.label, grid.datasets[0], shots, grid.seeds[0], grid.setting,
+                                           eval_datasets=tuple(grid.eval_datasets), entry=entry)
+                check_spec(spec)  # the method, its parts, every part and training option (names, types, ranges)
         except (KeyError, ValueError, TypeError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             raise ProfileError(f"{here}: {message}") from None

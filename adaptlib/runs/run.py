@@ -44,7 +44,9 @@ class RunContext:
     num_workers: int = 0
     progress: bool = False
     batch_size_eval: int = 256
-    evaluate_on: str = "test"  # "val": score the full validation split instead (hyper-parameter calibration)
+    # "test": score test (and, as every run does, the few-shot validation set); "val": the few-shot validation set
+    # only (hyper-parameter calibration never sees test)
+    evaluate_on: str = "test"
     state_dir: str | None = None  # where runs with save_state write their trained parameters
 
 
@@ -197,15 +199,14 @@ class Run:
                 new, metrics["new_note"] = None, str(err)
             hm = 2 * base * new / (base + new) if new is not None and base + new > 0 else None
             metrics.update({"base_accuracy": base, "new_accuracy": new, "hm": hm})
-        elif self.ctx.evaluate_on == "val":
-            self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
-            full_val = subsample_classes(sample_few_shot(tt.dataset, 0, spec.seed), tt.subset).val
-            metrics["val_accuracy"] = self.score(tt, full_val, "val-full", features_cache)
-        else:
+        elif self.ctx.evaluate_on == "test":
             self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
             metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache)
             for target in spec.eval_datasets:
                 metrics[f"accuracy@{target}"] = self.score_target(target)
+        if tt.val:  # what a practitioner sees: the few-shot validation set (min(K, 4) per class), never test
+            self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
+            metrics["val_accuracy"] = self.score(tt, tt.val, f"val-{spec.shots}shot", features_cache)
         return metrics
 
     def score_target(self, target: str) -> float | None:

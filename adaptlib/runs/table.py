@@ -39,6 +39,7 @@ def flatten(record: dict, root: Path) -> tuple[dict, dict]:
     row["train_steps"] = train.get("steps")
     row["train_steps_after_warmup"] = train.get("steps_after_warmup", 0 if not train.get("steps") else None)
     row["train_examples_seen"] = train.get("examples_seen", 0 if not train.get("steps") else None)
+    row["train_memory_mb"] = train.get("train_memory_mb", 0 if not train.get("steps") else None)
     row.update({f"data_{k}": v for k, v in record.get("data", {}).items()})
     row["chosen"] = _json(record.get("chosen", {}))
     row["state_file"] = record.get("state_file")  # relative to the store; study.tables.load_results resolves it

@@ -404,3 +404,24 @@ def drift_vs_accuracy(points: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("accuracy, seed mean (%)")
     legend_outside(ax)
     return fig
+
+
+def convergence_plot(table: pd.DataFrame, column: str = "val_accuracy") -> plt.Figure:
+    """Each method's accuracy (mean over the check's tasks) at half, one and twice its step cap; a line that
+    still climbs at 2x was not converged at its cap. Means over the tasks of the check (one seed each), so no
+    error bars: the spread over tasks is in the table."""
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    methods = list(dict.fromkeys(table["method"]))
+    styles = method_style(methods)
+    for method in methods:
+        c = table[table["method"] == method].sort_values("budget")
+        ax.plot(c["budget"], c[column], label=method, **styles[method], markersize=4, linewidth=1.2)
+    ax.set_xscale("log", base=2)
+    budgets = sorted(table["budget"].round(3).unique())
+    ax.set_xticks(budgets, [f"{b:g}x" for b in budgets])
+    ax.set_xlabel("training steps, as a multiple of the method's cap in the profile")
+    ax.set_ylabel(("few-shot validation" if column == "val_accuracy" else "test") + " accuracy, mean over tasks (%)")
+    ax.set_title("convergence check: one seed per task, means over tasks (no CI: 3 tasks x 1 seed)", fontsize=9)
+    legend_outside(ax, ncol=1 if len(methods) <= 18 else 2)
+    ax.grid(alpha=0.3)
+    return fig

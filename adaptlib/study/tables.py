@@ -7,6 +7,7 @@ base and new accuracies, the standard protocol (APEX's paper averages per-task h
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -398,3 +399,52 @@ def base_to_new_ci(df: pd.DataFrame, methods: list[str], shots: int, n_boot: int
 def chance_level(classes, datasets) -> dict[str, float]:
     """Chance accuracy (%) per dataset: 100 / classes (a dialled 'task@dials' dataset has its task's classes)."""
     return {d: 100.0 / float(classes[str(d).split("@")[0]]) for d in datasets if str(d).split("@")[0] in classes}
+
+
+# --- convergence: do the step caps decide the ranking? -------------------------------------------------------------
+
+STEPS_LABEL = re.compile(r"^(?P<method>[^@]+)@steps=(?P<steps>\d+)$")
+
+
+def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every method the profile also trained at other step caps (labels ``METHOD@steps=N``), at those caps and at
+    its own, on the tasks, shots and seeds of those runs: method, steps, budget (steps / its own cap), val_accuracy
+    (few-shot validation, %) and accuracy (test, %), means over the tasks. Empty without such runs."""
+    few = df[(df["setting"] == "few_shot") & ~df["dialled"]]
+    labels = few["method_label"].astype(str)
+    match = labels.str.extract(STEPS_LABEL)
+    found = match["method"].notna()
+    if not found.any():
+        return pd.DataFrame(columns=["method", "steps", "budget", "val_accuracy", "accuracy", "tasks"])
+    variants = few[found].assign(method=match.loc[found, "method"], steps=match.loc[found, "steps"].astype(float))
+    cell = variants[["dataset", "shots", "seed"]].drop_duplicates()
+    own = few[few["method_label"].isin(variants["method"].unique())].merge(cell, on=["dataset", "shots", "seed"])
+    own = own.assign(method=own["method_label"], steps=pd.to_numeric(own["train_steps"], errors="coerce"))
+    both = pd.concat([own, variants], ignore_index=True)
+    cap = own.groupby("method")["steps"].median()
+    table = both.groupby(["method", "steps"]).agg(val_accuracy=("val_accuracy", "mean"), accuracy=("accuracy", "mean"),
+                                                 tasks=("dataset", "nunique")).reset_index()
+    table[["val_accuracy", "accuracy"]] *= 100
+    table.insert(2, "budget", table["steps"] / table["method"].map(cap))
+    order = {m: i for i, m in enumerate(method_order(table["method"].unique()))}
+    return table.sort_values(["method", "steps"], key=lambda s: s.map(order) if s.name == "method" else s,
+                             kind="stable").reset_index(drop=True)
+
+
+def convergence_summary(table: pd.DataFrame, column: str = "val_accuracy", gain_points: float = 2.0) -> dict:
+    """Does the cap decide the ranking? Kendall's tau (and its p) between the methods' ranking at their own cap
+    (budget 1) and at twice it, each method's rank at each, and the methods that gain at least ``gain_points`` from
+    twice the steps (not converged at the cap), by ``column`` (means over the check's tasks)."""
+    from scipy.stats import kendalltau
+
+    wide = table.pivot_table(index="method", columns="budget", values=column)
+    if 1.0 not in wide.columns or 2.0 not in wide.columns or len(wide) < 3:
+        return {"tau": float("nan"), "p_value": float("nan"), "ranks": pd.DataFrame(), "not_converged": {},
+                "column": column}
+    wide = wide.dropna(subset=[1.0, 2.0])
+    ranks = wide.rank(ascending=False, method="average")
+    tau, p = kendalltau(wide[1.0], wide[2.0])
+    gains = (wide[2.0] - wide[1.0]).round(2)
+    return {"tau": float(tau), "p_value": float(p), "ranks": ranks, "column": column,
+            "not_converged": {m: float(g) for m, g in gains.items() if g >= gain_points},
+            "largest_rank_change": float((ranks[2.0] - ranks[1.0]).abs().max())}

@@ -220,34 +220,38 @@ def practical_pick(df: pd.DataFrame, shots: int, datasets: list[str]) -> tuple[p
 
 
 def efficiency_table(df: pd.DataFrame, timings: pd.DataFrame, shots: int) -> pd.DataFrame:
-    """Per single method and fixed hybrid: trainable parameters and training seconds (medians over its few-shot
-    runs at ``shots``), and for a hybrid the sum over its single methods of their medians (what running the parts
-    separately would cost) and the hybrid / parts ratios. Training seconds come from ``timings.csv``."""
+    """Per single method and fixed hybrid: trainable parameters, training seconds and training memory (medians
+    over its few-shot runs at ``shots``; memory is what training adds over the frozen model: saved activations,
+    trainable parameters, gradients and optimiser state, ``train_memory_mb``), and for a hybrid the sum over its
+    single methods of their medians (what running the parts separately would cost) and the hybrid / parts ratios.
+    Training seconds come from ``timings.csv`` (wall clock: they vary between machines and runs)."""
     rows = df[(df["setting"] == "few_shot") & ~df["dialled"] & (df["shots"] == shots) &
               df["method_label"].isin([*THREE, *HYBRIDS])]
     if "train_seconds" in timings.columns and len(timings):
         rows = rows.merge(timings[["key", "train_seconds"]], on="key", how="left")
     else:
         rows = rows.assign(train_seconds=np.nan)
-    med = rows.groupby("method_label")[["trainable_parameters", "train_seconds"]].median()
+    if "train_memory_mb" not in rows.columns:
+        rows = rows.assign(train_memory_mb=np.nan)
+    measures = {"trainable_parameters": "parameters", "train_seconds": "seconds", "train_memory_mb": "memory_mb"}
+    med = rows.groupby("method_label")[list(measures)].median()
     of_part = {v: k for k, v in PART_OF.items()}
     out = []
     for m in [*THREE, *HYBRIDS]:
         if m not in med.index:
             continue
-        row = {"method": m, "trainable_parameters": med.loc[m, "trainable_parameters"],
-               "train_seconds": med.loc[m, "train_seconds"]}
+        row = {col: med.loc[m, col] for col in measures}
+        row["method"] = m
         if "+" in m:
             parts = [of_part[p] for p in m.split("+")]
             if all(p in med.index for p in parts):
-                row["parts_parameters"] = med.loc[parts, "trainable_parameters"].sum()
-                row["parts_seconds"] = med.loc[parts, "train_seconds"].sum()
-                row["parameters_ratio"] = row["trainable_parameters"] / row["parts_parameters"]
-                row["seconds_ratio"] = row["train_seconds"] / row["parts_seconds"] if row["parts_seconds"] else \
-                    np.nan
+                for col, short in measures.items():
+                    total = med.loc[parts, col].sum()
+                    row[f"parts_{short}"] = total
+                    row[f"{short}_ratio"] = row[col] / total if total else np.nan
         out.append(row)
-    cols = ["method", "trainable_parameters", "train_seconds", "parts_parameters", "parts_seconds",
-            "parameters_ratio", "seconds_ratio"]
+    cols = ["method", "trainable_parameters", "train_seconds", "train_memory_mb", "parts_parameters",
+            "parts_seconds", "parts_memory_mb", "parameters_ratio", "seconds_ratio", "memory_mb_ratio"]
     return pd.DataFrame(out).reindex(columns=cols).set_index("method")
 
 

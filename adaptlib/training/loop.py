@@ -33,19 +33,47 @@ class TrainLog:
     final_loss: float | None = None
     examples_seen: int = 0
     steps_after_warmup: int = 0  # the steps that ran at the schedule's own rates, not the warm-up rate
+    train_memory_bytes: int = 0  # what training adds over the frozen model's inference (see ``TrainingMemory``)
 
     def to_dict(self) -> dict:
         return {"epochs": self.epochs, "steps": self.steps, "seconds": round(self.seconds, 3),
                 "trainable_parameters": self.trainable_parameters, "epoch_loss": self.epoch_loss,
                 "final_loss": self.final_loss, "examples_seen": self.examples_seen,
-                "steps_after_warmup": self.steps_after_warmup}
+                "steps_after_warmup": self.steps_after_warmup,
+                "train_memory_mb": round(self.train_memory_bytes / 2**20, 3)}
 
 
 def warmup_steps(total_steps: int, steps_per_epoch: int, cfg: TrainConfig) -> int:
     """How many of a run's first steps run at the warm-up rate (``lr_at`` returns ``cfg.warmup_lr`` for them)."""
     if cfg.schedule_per_epoch:
         return min(cfg.warmup_epochs * max(1, steps_per_epoch), total_steps)
-    return min(cfg.warmup_epochs * steps_per_epoch, max(total_steps - 1, 0))
+    return min(cfg.warmup_epochs * steps_per_epoch, int(cfg.max_warmup_fraction * total_steps))
+
+
+class TrainingMemory:
+    """The memory a method's training adds over the frozen model, measured on the first step: the activations
+    autograd saves for the backward pass (each storage once, the model's own weights excluded) plus the trainable
+    parameters, their gradients and the optimiser's state. Deterministic, so it can be compared across methods
+    and machines (a process's resident size cannot: allocator caches and the data loaders blur it)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+        self.saved: dict[int, int] = {}
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.weights:
+            self.saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    def watch(self):
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def total(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> int:
+        state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
+                    if torch.is_tensor(t))
+        trainable = sum(2 * p.numel() * p.element_size() for p in params)  # the parameter and its gradient
+        return sum(self.saved.values()) + state + trainable
 
 
 def parameter_groups(model: AdaptedCLIP, cfg: TrainConfig) -> list[dict]:
@@ -82,8 +110,9 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg: TrainConfig, b
     last epoch runs at (1 + cos(pi (E - 2) / E)) / 2 of the base rate, not at zero. (APEX's one-epoch *linear*
     warm-up is the same: Dassl's ``LinearWarmupScheduler`` runs epoch 0 at ``WARMUP_MIN_LR``.)
 
-    Otherwise: constant warm-up over the first ``warmup_epochs`` epochs' steps (at least one step is left after
-    it), then a per-step cosine from the base rate towards ``eta_min`` over the remaining steps, as
+    Otherwise: constant warm-up over the first ``warmup_epochs`` epochs' steps, but never more than
+    ``max_warmup_fraction`` (10%) of the run's own steps, so a step cap cannot leave a run mostly in its warm-up
+    (a whole epoch of CoCoOp's batch-1 steps used to eat a 100-step cap), then a per-step cosine from the base rate towards ``eta_min`` over the remaining steps, as
     ``CosineAnnealingLR(T_max=total_steps)`` stepped every iteration (Tip-Adapter-F, CLIP-LoRA).
     """
     base = cfg.lr if base_lr is None else base_lr
@@ -96,7 +125,7 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg: TrainConfig, b
         epochs = -(-total_steps // max(1, steps_per_epoch))
         t = epoch - cfg.warmup_epochs
         return cfg.eta_min + 0.5 * (base - cfg.eta_min) * (1.0 + math.cos(math.pi * t / max(1, epochs)))
-    warmup = min(cfg.warmup_epochs * steps_per_epoch, max(total_steps - 1, 0))
+    warmup = warmup_steps(total_steps, steps_per_epoch, cfg)
     if step < warmup:
         return cfg.warmup_lr
     if cfg.scheduler == "constant":
@@ -140,7 +169,8 @@ def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], c
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total, steps_per_epoch, cfg, group["base_lr"])
                 batch = batch.to(device)
-                with autocast_for(device):
+                memory = TrainingMemory(model) if step == 0 else None
+                with autocast_for(device), (memory.watch() if memory else nullcontext()):
                     out = model(batch)
                     loss, pieces = model.loss(out)
                 value = float(loss.detach())
@@ -154,6 +184,8 @@ def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], c
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
+                if memory is not None:
+                    log.train_memory_bytes = memory.total(params, optimizer)
                 losses.append(value)
                 log.examples_seen += len(batch)
                 step += 1

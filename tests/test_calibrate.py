@@ -1,0 +1,123 @@
+"""Learning-rate calibration: few-shot validation only, per shot count, grids extended until the choice is
+interior, hybrids from their parts' calibrated rates; and the shipped profile holds what the calibration chose."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from adaptlib.runs import calibrate as C
+from adaptlib.runs.profile import load_profile
+from adaptlib.utils.paths import REPO_ROOT
+
+PROFILE = """\
+name: tiny
+backbone: adaptlib-test
+pretrained: null
+run_defaults: {crop_scale: [1, 1], train: {schedule_per_epoch: false, epochs: 1000}}
+datasets: [colour, shape]
+shots: [1, 2]
+seeds: [1]
+methods:
+  coop: {train: {lr: 0.01, max_steps: 3}}
+  layernorm: {train: {lr: 0.1, max_steps: 3}}
+  prompt+ln: {method: hybrid, parts: [[coop_prompt, {}], [layernorm, {}]],
+              train: {part_lr: {coop_prompt: 0.01, layernorm: 0.1}, max_steps: 3}}
+settings:
+  few_shot: {methods: [coop, layernorm, prompt+ln]}
+"""
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(PROFILE)
+    return load_profile(path)
+
+
+def fake_run(peak_lr: dict[str, float], seen: list):
+    """A stand-in for a training run: validation accuracy peaks at ``peak_lr[label]`` (log-quadratic)."""
+    def one(args):
+        label, spec, factor = args
+        seen.append(spec)
+        train = spec.train_overrides()
+        lr = train["lr"] if "lr" in train else train["part_lr"]["coop_prompt"]
+        acc = 0.9 - 0.05 * math.log10(lr / peak_lr[label]) ** 2
+        return {"entry": label, "task": spec.dataset, "shots": spec.shots, "factor": factor, "val_accuracy": acc,
+                "steps": 3, "seconds": 0.0}
+    return one
+
+
+@pytest.mark.parametrize("peak, extensions", [(0.01, 0), (0.5, 3), (1e-4, 4)])
+def test_the_grid_is_extended_until_the_choice_is_interior(profile, monkeypatch, peak, extensions):
+    seen: list = []
+    monkeypatch.setattr(C, "_one", fake_run({"coop": peak}, seen))
+    report = C.calibrate(profile, {"coop": {"shots": [1, 2]}}, ["colour", "shape"], jobs=0)
+    for shots in (1, 2):
+        c = report["chosen"][f"coop@{shots}"]
+        assert not c["at_grid_edge"] and c["extensions"] == extensions
+        assert c["lr"] == pytest.approx(peak, rel=0.5)  # the nearest half-decade point
+        factors = sorted(float(f) for f in c["grid"])
+        assert factors[0] < c["factor"] < factors[-1]
+    # every run is the profile's own entry at seed 0, its cap and schedule, and is scored on validation only
+    assert {s.seed for s in seen} == {C.SEED} and {s.train_overrides()["max_steps"] for s in seen} == {3}
+    assert all(s.train_overrides()["schedule_per_epoch"] is False for s in seen)
+
+
+def test_a_hybrid_searches_one_factor_on_its_parts_calibrated_rates(profile, monkeypatch):
+    seen: list = []
+    monkeypatch.setattr(C, "_one", fake_run({"coop": 0.01, "layernorm": 0.1, "prompt+ln": 0.1}, seen))
+    chosen = {"coop@1": {"entry": "coop", "shots": 1, "lr": 0.02}, "layernorm@1": {"entry": "layernorm", "shots": 1,
+                                                                                     "lr": 0.3}}
+    entry = {"shots": [1], "part_methods": {"coop_prompt": "coop", "layernorm": "layernorm"}}
+    report = C.calibrate(profile, {"prompt+ln": entry}, ["colour"], jobs=0, chosen=chosen)
+    c = report["chosen"]["prompt+ln@1"]
+    assert c["centre"] == {"coop_prompt": 0.02, "layernorm": 0.3} and not c["at_grid_edge"]
+    rates = {tuple(sorted(s.train_overrides()["part_lr"].items())) for s in seen}
+    assert all(math.isclose(dict(r)["layernorm"] / dict(r)["coop_prompt"], 15) for r in rates)  # ratio kept
+    with pytest.raises(ValueError, match="calibrated at 2 shots first"):
+        C.calibrate(profile, {"prompt+ln": {**entry, "shots": [2]}}, ["colour"], jobs=0, chosen=chosen)
+
+
+def test_ties_go_to_the_centre_then_the_smaller_factor():
+    rows = [{"factor": f, "val_accuracy": a} for f, a in [(0.1, 0.5), (0.316228, 0.7), (1.0, 0.7), (3.16228, 0.7)]]
+    assert C.best_factor(rows)[0] == 1.0
+    rows = [{"factor": f, "val_accuracy": a} for f, a in [(0.316228, 0.7), (3.16228, 0.7), (10.0, 0.1)]]
+    assert C.best_factor(rows)[0] == 0.316228
+
+
+def test_a_real_calibration_run_scores_the_few_shot_validation_set(profile):
+    spec = C.calibration_spec(profile, "coop", "colour", 2, {"lr": 0.05})
+    row = C._one(("coop", spec, 5.0))
+    assert row["shots"] == 2 and row["steps"] == 3 and 0.0 <= row["val_accuracy"] <= 1.0
+    assert spec.train_overrides()["lr"] == 0.05 and spec.seed == 0
+
+
+# ------------------------------------------------------------------------------------------- the shipped file
+CALIBRATION = REPO_ROOT / "profiles" / "embedded-calibration.json"
+INPUT = REPO_ROOT / "profiles" / "embedded-calibration-input.json"
+
+
+def test_the_embedded_calibration_has_every_entry_and_shot_count_and_no_edge_choice():
+    report = json.loads(CALIBRATION.read_text())
+    entries = json.loads(INPUT.read_text())["entries"]
+    wanted = {f"{name}@{k}" for name, e in entries.items() for k in e["shots"]}
+    assert wanted == set(report["chosen"])
+    edges = [k for k, c in report["chosen"].items() if c["at_grid_edge"]]
+    assert not edges, f"calibration choices at a grid edge: {edges}"
+    for c in report["chosen"].values():
+        grid = sorted(float(f) for f in c["grid"])
+        assert grid[0] < c["factor"] < grid[-1]
+
+
+def test_the_embedded_profile_holds_the_calibrated_rates():
+    report = json.loads(CALIBRATION.read_text())
+    profile = load_profile(REPO_ROOT / report["profile"])
+    assert C.check_profile_matches(profile, report) == []
+    # the other groups' entries of a calibrated method (drift, convergence) train at its 16-shot rate
+    by16 = {c["entry"]: c["lr"] for c in report["chosen"].values() if c["shots"] == 16 and "lr" in c}
+    for spec in profile.expand():
+        if spec.method in by16 and spec.shots == 16 and "lambda" not in spec.method_label:
+            assert spec.train_overrides()["lr"] == pytest.approx(by16[spec.method], rel=1e-4), spec.key()
