@@ -81,8 +81,8 @@ sweep: $(RESULTS)/.sweep.done
 # The table is rewritten only when a result file changed and only if its content changed, so the notebooks rerun
 # only when the numbers they read did.
 RESULT_FILES := $(shell find $(RESULTS) -name '*.json' -not -path '*/_*' 2>/dev/null)
-$(RESULTS)/.collected: $(RESULTS)/.sweep.done $(RESULT_FILES)
-	$(ADAPTLIB) results --results $(RESULTS)
+$(RESULTS)/.collected: $(RESULTS)/.sweep.done $(RESULT_FILES) $(PROFILE_FILE)
+	$(ADAPTLIB) results --results $(RESULTS) --profile $(PROFILE_FILE)
 	@touch $@
 
 $(RESULTS)/results.csv: $(RESULTS)/.collected ;

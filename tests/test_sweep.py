@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from adaptlib.cli import main
@@ -179,6 +180,23 @@ def test_results_command_reports_invalid_files_and_leaves_them_out(tmp_path, cap
     assert main(["results", "--results", str(results)]) == 0
     captured = capsys.readouterr()
     assert f"{RUNS - 1} runs" in captured.out and "does not parse" in captured.err and str(bad) in captured.err
+
+
+def test_results_with_a_profile_leave_out_runs_it_no_longer_has(tmp_path, capsys):
+    """After a profile changes (new learning rates: new run keys), the old runs' files stay in the store but
+    leave the tables, so a notebook never mixes two versions of a method."""
+    profile, results = write_profile(tmp_path), tmp_path / "results"
+    run_sweep(profile, results=results, progress=False)
+    changed = write_profile(tmp_path, PROFILE.replace("  coop: {}", "  coop: {train: {lr: 0.5}}"), "changed.yaml")
+    run_sweep(changed, results=results, progress=False)
+    n_coop = sum(s.method == "coop" for s in load_profile(changed).expand())
+    assert len(list(result_files(results))) == RUNS + n_coop
+    assert main(["results", "--results", str(results), "--profile", str(changed)]) == 0
+    captured = capsys.readouterr()
+    assert f"{RUNS} runs" in captured.out and f"{n_coop} result file(s) of runs the profile no longer has" in \
+        captured.err
+    df = pd.read_csv(results / "results.csv")
+    assert len(df) == RUNS and set(df["key"]) == {s.key() for s in load_profile(changed).expand()}
 
 
 def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):

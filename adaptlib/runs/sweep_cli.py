@@ -39,6 +39,9 @@ def register(sub) -> None:
     r = sub.add_parser("results", help="collect a results folder into results.csv (+ parquet) and timings.csv")
     r.add_argument("--results", default="results/embedded", help="results folder")
     r.add_argument("--out", default=None, help="where to write the tables (default: the results folder)")
+    r.add_argument("--profile", default=None,
+                   help="keep only this profile's runs (result files of runs it no longer has, e.g. after its "
+                        "learning rates changed, stay in the store but leave the tables)")
     r.set_defaults(func=cmd_results)
 
 
@@ -112,7 +115,19 @@ def cmd_results(args) -> int:
         hint = "write the tables elsewhere with --out DIR" if not args.out else "choose another --out DIR"
         print(f"error: cannot write the tables: {problem}; {hint} (the store itself is only read)", file=sys.stderr)
         return 2
-    info = write_tables(root, out)
+    keys = None
+    if args.profile:
+        from .profile import ProfileError, load_profile, resolve_profile_path
+
+        try:
+            keys = {spec.key() for spec in load_profile(resolve_profile_path(args.profile)).expand()}
+        except (ProfileError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    info = write_tables(root, out, keys)
+    if info["left_out"]:
+        print(f"{info['left_out']} result file(s) of runs the profile no longer has were left out of the tables",
+              file=sys.stderr)
     for problem in info["problems"]:
         print(f"invalid result file (left out; the next sweep redoes its run): {problem}", file=sys.stderr)
     print(f"{info['runs']} runs -> {info['csv']}" + (f" and {info['parquet']}" if info["parquet"] else "")

@@ -91,12 +91,20 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def write_tables(root: str | Path, out: str | Path | None = None) -> dict:
-    """Write ``results.csv`` (+ ``results.parquet``) and ``timings.csv`` of the store ``root`` into ``out``."""
+def write_tables(root: str | Path, out: str | Path | None = None, keys: set[str] | None = None) -> dict:
+    """Write ``results.csv`` (+ ``results.parquet``) and ``timings.csv`` of the store ``root`` into ``out``;
+    with ``keys`` (a profile's run keys), only those runs."""
     root, out = Path(root), Path(out or root)
     df, problems = collect_with_problems(root)
+    left_out = 0
+    if keys is not None and len(df):
+        kept = df["key"].isin(keys)
+        left_out = int((~kept).sum())
+        df = df[kept].reset_index(drop=True)
     changed = _write_if_changed(out / "results.csv", df.to_csv(index=False, lineterminator="\n"))
     timings = collect_timings(root)
+    if keys is not None and len(timings):
+        timings = timings[timings["key"].isin(keys)].reset_index(drop=True)
     _write_if_changed(out / "timings.csv", timings.to_csv(index=False, lineterminator="\n"))
     parquet = None
     if changed or not (out / "results.parquet").is_file():
@@ -108,5 +116,5 @@ def write_tables(root: str | Path, out: str | Path | None = None) -> dict:
             parquet = out / "results.parquet"
             with atomic_path(parquet) as tmp:
                 df.to_parquet(tmp, index=False)
-    return {"runs": len(df), "problems": problems, "csv": out / "results.csv", "changed": changed,
+    return {"runs": len(df), "problems": problems, "left_out": left_out, "csv": out / "results.csv", "changed": changed,
             "parquet": parquet, "wall_seconds": float(timings["wall_seconds"].sum()) if len(timings) else 0.0}
