@@ -134,6 +134,7 @@ def calibrate(profile: Profile, entries: dict[str, dict], tasks: list[str], jobs
     this process)."""
     chosen = dict(chosen or {})
     rows: list[dict] = []
+    done: set[tuple[str, int]] = set()  # entries whose choice is made
     with (mp.get_context("spawn").Pool(jobs) if jobs > 0 else nullcontext()) as pool:
         imap = pool.imap if pool is not None else map  # jobs 0: in this process
         for hybrids in (False, True):
@@ -149,7 +150,7 @@ def calibrate(profile: Profile, entries: dict[str, dict], tasks: list[str], jobs
                                   desc=f"calibrate {'hybrids' if hybrids else 'methods'}"))
                 pending = {}
                 for (n, k), fs in factors.items():
-                    if f"{n}@{k}" in chosen and chosen[f"{n}@{k}"].get("_round_done"):
+                    if (n, k) in done:
                         continue
                     best, means = best_factor([r for r in rows if r["entry"] == n and r["shots"] == k])
                     tried = sorted(means)
@@ -165,9 +166,8 @@ def calibrate(profile: Profile, entries: dict[str, dict], tasks: list[str], jobs
                         "entry": n, "shots": k, "factor": best, "at_grid_edge": edge, "centre": bases[(n, k)],
                         "grid": [f"{f:g}" for f in tried], "extensions": extensions[(n, k)],
                         "mean_val_accuracy": {f"{f:g}": round(means[f], 4) for f in tried},
-                        **({"lr": rates["lr"]} if "lr" in rates else {"part_lr": rates}), "_round_done": True}
-    for c in chosen.values():
-        c.pop("_round_done", None)
+                        **({"lr": rates["lr"]} if "lr" in rates else {"part_lr": rates})}
+                    done.add((n, k))
     return {"chosen": dict(sorted(chosen.items())), "rows": rows, "tasks": tasks, "seed": SEED,
             "protocol": PROTOCOL, "inputs": entries}
 
@@ -218,11 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: entries {unknown} are not in {args.input} (it has {sorted(entries)})")
     out = Path(args.output)
     old = json.loads(out.read_text()) if out.is_file() else {}
-    keep = {k: v for k, v in old.get("chosen", {}).items() if v.get("entry") not in wanted and "entry" in v}
+    keep = {k: v for k, v in old.get("chosen", {}).items() if v["entry"] not in wanted}
     report = calibrate(profile, {m: entries[m] for m in wanted}, list(profile.datasets), jobs=args.jobs, chosen=keep)
-    report["rows"] = [r for r in old.get("rows", []) if r.get("entry") not in wanted and "entry" in r] + report["rows"]
-    report["inputs"] = {**old.get("inputs", {}), **report["inputs"]} if "entry" in str(old.get("chosen")) else \
-        report["inputs"]
+    report["rows"] = [r for r in old.get("rows", []) if r["entry"] not in wanted] + report["rows"]
+    report["inputs"] = {**old.get("inputs", {}), **report["inputs"]}
     report["profile"] = spec["profile"]
     atomic_write_json(out, report)
     for line in profile_lines(report):
