@@ -121,3 +121,24 @@ def test_the_embedded_profile_holds_the_calibrated_rates():
     for spec in profile.expand():
         if spec.method in by16 and spec.shots == 16 and "lambda" not in spec.method_label:
             assert spec.train_overrides()["lr"] == pytest.approx(by16[spec.method], rel=1e-4), spec.key()
+
+
+def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_path, monkeypatch):
+    profile_path = tmp_path / "tiny.yaml"
+    profile_path.write_text(PROFILE)
+    spec = {"profile": str(profile_path), "entries": {"coop": {"shots": [1]}, "layernorm": {"shots": [1]}}}
+    (tmp_path / "in.json").write_text(json.dumps(spec))
+    out = tmp_path / "out.json"
+    monkeypatch.setattr(C, "_one", fake_run({"coop": 0.01, "layernorm": 0.1}, []))
+    assert C.main([str(tmp_path / "in.json"), str(out), "--jobs", "0"]) == 0
+    first = json.loads(out.read_text())
+    assert set(first["chosen"]) == {"coop@1", "layernorm@1"} and first["profile"] == str(profile_path)
+    monkeypatch.setattr(C, "_one", fake_run({"coop": 0.1, "layernorm": 0.1}, []))
+    assert C.main([str(tmp_path / "in.json"), str(out), "--jobs", "0", "--only", "coop"]) == 0
+    second = json.loads(out.read_text())
+    assert second["chosen"]["layernorm@1"] == first["chosen"]["layernorm@1"]
+    assert second["chosen"]["coop@1"]["lr"] == pytest.approx(0.1, rel=0.5) != first["chosen"]["coop@1"]["lr"]
+    assert len(second["rows"]) == len(first["rows"]) + len([r for r in second["rows"] if r["entry"] == "coop"]) - \
+        len([r for r in first["rows"] if r["entry"] == "coop"])
+    with pytest.raises(SystemExit, match="not in"):
+        C.main([str(tmp_path / "in.json"), str(out), "--only", "cocoop"])
