@@ -123,6 +123,18 @@ def test_the_embedded_profile_holds_the_calibrated_rates():
             assert spec.train_overrides()["lr"] == pytest.approx(by16[spec.method], rel=1e-4), spec.key()
 
 
+def test_every_calibration_run_trained_at_its_entrys_cap_in_the_profile():
+    """A cap raised in the profile after calibration leaves rates chosen for another budget: the file must be redone."""
+    report = json.loads(CALIBRATION.read_text())
+    profile = load_profile(REPO_ROOT / report["profile"])
+    stale = set()
+    for row in report["rows"]:
+        cap = profile.method_spec(row["entry"], row["task"], row["shots"], 0).train_overrides()["max_steps"]
+        if row["steps"] != cap:
+            stale.add(f"{row['entry']}@{row['shots']}: {row['steps']} steps, the profile's cap is {cap}")
+    assert not stale, sorted(stale)
+
+
 def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_path, monkeypatch):
     profile_path = tmp_path / "tiny.yaml"
     profile_path.write_text(PROFILE)
