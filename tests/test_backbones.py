@@ -23,6 +23,24 @@ def test_random_init_is_seeded():
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
 
 
+def test_a_backbone_built_again_in_a_process_is_a_copy_that_leaves_the_generator_as_the_build_does():
+    import adaptlib.backbones.load as L
+
+    L._BUILT.clear()
+    built = load_backbone("adaptlib-test", seed=4)  # built
+    after_build = torch.rand(3)
+    copied = load_backbone("adaptlib-test", seed=4)  # from the process's copy
+    assert torch.equal(torch.rand(3), after_build)  # a part's random init, drawn next, is the same
+    for (k, v), (k2, v2) in zip(built.model.state_dict().items(), copied.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    with torch.no_grad():  # a run that trains backbone weights in place does not change the next run's
+        next(copied.model.parameters()).add_(1.0)
+    again = load_backbone("adaptlib-test", seed=4)
+    assert torch.equal(next(again.model.parameters()), next(built.model.parameters()))
+    other = load_backbone("adaptlib-test", seed=5)  # another seed is another backbone, not the copy
+    assert not torch.equal(next(other.model.parameters()), next(again.model.parameters()))
+
+
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
 def test_checkpoint_file_roundtrip(tmp_path, suffix):
     src = load_backbone("adaptlib-test", seed=3)

@@ -32,3 +32,35 @@ def test_summary_of_a_method_that_trains_the_image_encoder():
     s = summarise(raw).iloc[0]
     assert s["train_seconds"] == pytest.approx(1.1) and s["accuracy"] == pytest.approx(0.45)
     assert "cached_speedup" not in s or s.isna()["cached_speedup"]
+
+
+def test_summary_reports_flops_share_of_peak_and_overhead():
+    warm = [dict(row(2.0, 1.0, 0.5), work_seconds=1.5), dict(row(4.0, 1.0, 0.5), work_seconds=3.0)]
+    raw = [{"method": "layernorm", "frozen_image_encoder": False, "peak_rss_mb": 900.0, "rss_before_mb": 800.0,
+            "flops_per_run": 6e9, "rows": {"cached": warm, "uncached": []}}]
+    s = summarise(raw, peak_gflops=4.0).iloc[0]
+    assert s["gflop_per_run"] == pytest.approx(6.0) and s["gflops"] == pytest.approx(2.0)  # 6 GFLOP / 3 s median
+    assert s["share_of_peak"] == pytest.approx(0.5) and s["overhead_share"] == pytest.approx(0.25)
+
+
+def test_matmul_peak_and_counted_flops():
+    import torch
+
+    from adaptlib.bench import counted_flops, matmul_peak_gflops
+
+    assert matmul_peak_gflops(threads=1, size=128, repeats=3) > 0
+    a, b = torch.ones(8, 16), torch.ones(16, 4)
+    out, flops = counted_flops(lambda: a @ b)
+    assert flops == 2 * 8 * 16 * 4 and torch.equal(out, torch.full((8, 4), 16.0))
+
+
+def test_a_run_reports_the_seconds_of_its_phases():
+    from adaptlib.runs.run import RunContext, execute
+    from adaptlib.runs.spec import RunSpec
+
+    phases: dict = {}
+    spec = RunSpec(method="clip_adapter", dataset="shape", shots=1, seed=1, backbone="adaptlib-test",
+                   pretrained=None, train={"max_steps": 2})
+    execute(spec, RunContext(threads=1, phase_seconds=phases))
+    assert set(phases) == {"build", "fit_and_train", "tune", "evaluate", "save"}
+    assert all(v >= 0 for v in phases.values())

@@ -7,6 +7,7 @@ Weights are always fp32; autocast does low precision at run time. OpenAI weights
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -193,6 +194,14 @@ def load_backbone(
     if quick_gelu is None:
         quick_gelu = bool(tag_cfg and tag_cfg.get("quick_gelu", False))
 
+    build_key = (name, pretrained, quick_gelu, seed, str(cache_dir),
+                 _stat_key(checkpoint) if checkpoint is not None else None)
+    built = _BUILT.get(build_key)
+    if built is not None:  # a worker builds the same backbone for every run: copy it, as the build leaves things
+        pristine, rng_after, weights_id, info = built
+        torch.manual_seed(seed)  # every device's generator as the build leaves it, and the CPU's exactly
+        torch.set_rng_state(rng_after)
+        return _backbone(name, pretrained, copy.deepcopy(pristine).to(device).eval(), weights_id, info)
     torch.manual_seed(seed)
     if tag_cfg:
         try:
@@ -237,7 +246,26 @@ def load_backbone(
                     f"unexpected {list(unexpected)[:5]}. Check --backbone matches the checkpoint."
                 )
             weights_id = ("embedded-" if pretrained.startswith("embedded") else "file-") + file_id
-    model = model.to(device).eval()
+    weights_id += "-quickgelu" if quick_gelu else ""
+    info = {"quick_gelu": quick_gelu, "checkpoint": str(checkpoint) if checkpoint else None}
+    _BUILT.clear()  # one backbone kept: a worker runs one backbone at a time, and a large one is large
+    _BUILT[build_key] = (copy.deepcopy(model).eval(), torch.get_rng_state(), weights_id, info)
+    return _backbone(name, pretrained, model.to(device).eval(), weights_id, info)
+
+
+# the last backbone built in this process, before it went to a device: (model, CPU generator state after the
+# build, weights id, info). Building it again costs a random init and a state-dict load (about 0.1 s of every
+# embedded run); a copy gives the same weights and leaves the generator where the build would (a part's random
+# init, drawn next, is unchanged), so a run's numbers do not depend on what the process ran before.
+_BUILT: dict[tuple, tuple[torch.nn.Module, torch.Tensor, str, dict]] = {}
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def _backbone(name: str, pretrained: str | None, model, weights_id: str, info: dict) -> Backbone:
     pp = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
@@ -250,7 +278,7 @@ def load_backbone(
         mean=tuple(pp.get("mean", OPENAI_MEAN)),
         std=tuple(pp.get("std", OPENAI_STD)),
         interpolation=pp.get("interpolation", "bicubic"),
-        weights_id=weights_id + ("-quickgelu" if quick_gelu else ""),
-        info={"quick_gelu": quick_gelu, "checkpoint": str(checkpoint) if checkpoint else None},
+        weights_id=weights_id,
+        info=dict(info),
     )
 

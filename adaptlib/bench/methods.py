@@ -32,9 +32,10 @@ def _measure(args: tuple) -> dict:
     method, spec_kwargs, repeats, threads, device, data_root, accuracy_tasks = args
     import torch
 
-    from .runs.run import RunContext, execute
-    from .runs.spec import RunSpec
-    from .training.features import FeatureCache
+    from ..runs.run import RunContext, execute
+    from ..runs.spec import RunSpec
+    from ..training.features import FeatureCache
+    from .peak import counted_flops
 
     torch.set_num_threads(threads)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -42,11 +43,12 @@ def _measure(args: tuple) -> dict:
     frozen_image = None
     cache = FeatureCache(Path(tempfile.mkdtemp(prefix=f"adaptlib-bench-{method}-")))
 
-    def run(path: str, **overrides) -> dict:
+    def run(path: str, phases: dict | None = None, **overrides) -> dict:
         """One run of the method on the cached path (the shared feature cache) or the uncached one (no cache)."""
         spec = RunSpec(**{**spec_kwargs, **overrides, "feature_cache": path == "cached"})
         return execute(spec, RunContext(threads=threads, device=device, data_root=data_root,
-                                        cache=cache if path == "cached" else FeatureCache(None)))
+                                        cache=cache if path == "cached" else FeatureCache(None),
+                                        phase_seconds=phases))
 
     for r in range(repeats):
         # per seed: the cached path cold (it fills the feature cache) and warm, then the uncached path
@@ -55,8 +57,9 @@ def _measure(args: tuple) -> dict:
                 continue  # the encoder trains: no cached path, and seed 1 already ran
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
+            phases: dict = {}
             t0 = time.perf_counter()
-            result = run(path, seed=r + 1)
+            result = run(path, phases, seed=r + 1)
             wall = time.perf_counter() - t0
             if frozen_image is None:
                 frozen_image = bool(result["data"]["feature_cache"])
@@ -66,8 +69,12 @@ def _measure(args: tuple) -> dict:
                 "examples": train.get("examples_seen", 0), "accuracy": result["metrics"]["accuracy"],
                 "cold": cold and bool(frozen_image),
                 "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+                # training and evaluation (scoring, tuning on val): the work; the rest is overhead
+                "work_seconds": train.get("seconds", 0.0) + phases.get("tune", 0.0) + phases.get("evaluate", 0.0),
             })
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+    # the useful FLOPs of one warm run (seed 1, the cache filled): counted apart, since the counter slows it down
+    _, flops = counted_flops(lambda: run("cached", seed=1))
     # accuracy of both paths on every task and seed (untimed): one task's difference is mostly seed noise
     checks = []
     trains = frozen_image and any(r["train_seconds"] > 0 for r in rows["cached"])
@@ -78,6 +85,7 @@ def _measure(args: tuple) -> dict:
             checks.append({"task": task, "seed": r + 1, **accs})
     shutil.rmtree(cache.root, ignore_errors=True)
     return {"method": method, "frozen_image_encoder": bool(frozen_image), "rows": rows, "peak_rss_mb": peak_mb,
+            "flops_per_run": flops,
             "rss_before_mb": rss_before / 1024, "accuracy_checks": checks}
 
 
@@ -87,10 +95,10 @@ def _text_memory(args: tuple) -> dict:
     backbone_name, classes, chunk, device, threads = args
     import torch
 
-    from .backbones import load_backbone
-    from .methods import build_model, get_recipe
-    from .methods.step import Batch
-    from .training.loop import autocast_for
+    from ..backbones import load_backbone
+    from ..methods import build_model, get_recipe
+    from ..methods.step import Batch
+    from ..training.loop import autocast_for
 
     torch.set_num_threads(threads)
     backbone = load_backbone(backbone_name, None, quick_gelu=True)
@@ -126,7 +134,10 @@ def _mean(values):
     return statistics.fmean(values) if values else None
 
 
-def summarise(raw: list[dict]) -> pd.DataFrame:
+def summarise(raw: list[dict], peak_gflops: float | None = None) -> pd.DataFrame:
+    """One row per method: medians of the warm cached runs' times, means of accuracies; with the FLOPs of a run,
+    its achieved GFLOP/s and share of ``peak_gflops`` (the matmul peak at the same threads); the share of its
+    wall time outside training and evaluation (building the model, loading data and features, writing)."""
     out = []
     for item in raw:
         cached = item["rows"]["cached"]
@@ -142,6 +153,13 @@ def summarise(raw: list[dict]) -> pd.DataFrame:
             "accuracy": _mean([r["accuracy"] for r in warm]),
             "frozen_image_encoder": item["frozen_image_encoder"],
         }
+        if item.get("flops_per_run") is not None and row["run_seconds"]:
+            row["gflop_per_run"] = item["flops_per_run"] / 1e9
+            row["gflops"] = row["gflop_per_run"] / row["run_seconds"]
+            row["share_of_peak"] = row["gflops"] / peak_gflops if peak_gflops else None
+        work = [r for r in warm if r.get("work_seconds") is not None and r["wall_seconds"] > 0]
+        if work:
+            row["overhead_share"] = _median([1 - r["work_seconds"] / r["wall_seconds"] for r in work])
         unc = item["rows"]["uncached"]
         if item["frozen_image_encoder"] and unc:
             unc_train = _median([r["train_seconds"] for r in unc])
@@ -157,7 +175,7 @@ def summarise(raw: list[dict]) -> pd.DataFrame:
             row["accuracy_difference"] = 100 * (row["accuracy"] - row["uncached_accuracy"])
         checks = item.get("accuracy_checks") or []
         if len(checks) >= 2:
-            from .analysis import paired_difference
+            from ..analysis import paired_difference
 
             diff = paired_difference([100 * c["cached"] for c in checks], [100 * c["uncached"] for c in checks],
                                      groups=[c["task"] for c in checks] if len({c["task"] for c in checks}) > 1
@@ -189,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from .reporting import save_table
-    from .utils.atomic import atomic_write_text
-    from .runs.profile import load_profile
+    from ..reporting import save_table
+    from ..utils.atomic import atomic_write_text
+    from ..runs.profile import load_profile
+    from .peak import matmul_peak_gflops
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     profile = load_profile(Path(args.profile))
@@ -206,11 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append((label, kwargs, args.repeats, args.threads, device, args.data_root, accuracy_tasks))
     raw = []
     ctx = mp.get_context("spawn")
+    peak = matmul_peak_gflops(args.threads, device=device) if jobs else None
     for job in jobs:  # one fresh process per method: its peak memory is its own
         with ctx.Pool(1) as pool:
             raw.append(pool.apply(_measure, (job,)))
         print(f"  measured {job[0]}", file=sys.stderr, flush=True)
-    table = summarise(raw)
+    table = summarise(raw, peak)
     if args.text_memory:
         name, _, classes = args.text_memory.partition(":")
         rows = []
@@ -227,11 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     save_table(table.set_index("method"), out, "bench")
     atomic_write_text(out / "bench_raw.json", json.dumps(raw, indent=1, default=str))
     pd.set_option("display.width", 200)
+    atomic_write_text(out / "peak.json", json.dumps({"matmul_peak_gflops": peak, "threads": args.threads,
+                                                      "device": device, "size": 1024}, indent=1))
     print(f"bench on {args.dataset}, {args.shots} shots, {args.threads} threads, {device}: times are medians and "
-          f"accuracies means over {args.repeats} repeats with seeds 1..{args.repeats}")
+          f"accuracies means over {args.repeats} repeats with seeds 1..{args.repeats}; fp32 matmul peak "
+          f"{peak:.1f} GFLOP/s on {args.threads} threads (share_of_peak is against it)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
