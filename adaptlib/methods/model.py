@@ -233,16 +233,23 @@ class AdaptedCLIP(nn.Module):
             out.logits = part.logits(out.logits, out)
         return out
 
-    def loss(self, out: StepOutput) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy of the logits plus every part's extra term; returns the total and its pieces."""
-        ce = F.cross_entropy(out.logits.float(), out.labels)
-        total, pieces = ce, {"ce": float(ce.detach())}
+    def loss_terms(self, out: StepOutput) -> dict[str, torch.Tensor]:
+        """The training loss's terms: the logits' cross-entropy and every active part's extra term."""
+        terms = {"ce": F.cross_entropy(out.logits.float(), out.labels)}
         for part in self.active_parts:
             extra = part.loss(out)
             if extra is not None:
-                total = total + extra
-                pieces[part.name] = float(extra.detach())
-        return total, pieces
+                terms[part.name] = extra
+        return terms
+
+    def objective(self, out: StepOutput) -> torch.Tensor:
+        """The training loss as one tensor, with no Python numbers taken out (it runs under ``torch.func``)."""
+        return _total(self.loss_terms(out))
+
+    def loss(self, out: StepOutput) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss and its pieces as numbers (for the log and the finite-loss guard)."""
+        terms = self.loss_terms(out)
+        return _total(terms), {name: float(term.detach()) for name, term in terms.items()}
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -253,3 +260,12 @@ class AdaptedCLIP(nn.Module):
             if combined is not None:
                 return combined
         return out.logits
+
+
+def _total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The sum of the loss terms, in their order (cross-entropy first)."""
+    values = list(terms.values())
+    total = values[0]
+    for term in values[1:]:
+        total = total + term
+    return total

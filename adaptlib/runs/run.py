@@ -28,6 +28,7 @@ from ..training.data import FeatureBatches, ImageBatches
 from ..training.evaluate import accuracy, encode_adapted, predict
 from ..training.features import FeatureCache, frozen_features
 from ..training.loop import TrainLog, train
+from ..training.together import Member, alone_reason, group_key, train_together
 from ..utils.seeding import seed_everything
 from ..utils.versions import code_version, library_versions
 from .spec import RunSpec, recipe_for
@@ -116,7 +117,8 @@ class Run:
         return torch.tensor([s.label for s in samples], dtype=torch.long)
 
     # ------------------------------------------------------------------------------------------ fit and train
-    def fit_and_train(self, train_cfg) -> tuple[dict, TrainLog | None]:
+    def fit(self, train_cfg) -> tuple[dict, Member | None]:
+        """Fit the parts that read training features, then what training needs (None: nothing trains)."""
         spec, model, tt = self.spec, self.model, self.train_task
         has_trainable = model.num_trainable() > 0
         needs_fit = any(p.needs_training_features for p in model.parts)
@@ -141,9 +143,7 @@ class Run:
         else:
             batches = ImageBatches(tt, tt.train, self.tf_cfg, train_cfg.batch_size, spec.seed, self.ctx.num_workers,
                                    encode_with=None if model.uses_image_encoder else model.clip, device=self.device)
-        log = train(model, batches, train_cfg, total_steps, per_epoch, self.device, progress=self.ctx.progress,
-                    desc=f"{spec.method_label} {spec.dataset} K={spec.shots}")
-        return chosen, log
+        return chosen, Member(model, batches, train_cfg, total_steps, per_epoch, len(tt.train))
 
     # ------------------------------------------------------------------------------------------ evaluation
     def features_for(self, task: FewShotTask, samples, split: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -279,20 +279,39 @@ class _PhaseClock:
         self.last = now
 
 
-def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
-    """Run ``spec`` and return its result record (config, metrics, training log, versions, wall time)."""
-    ctx = ctx or RunContext()
+@dataclass
+class Prepared:
+    """A run built and fitted, ready to train (alone, or with others: ``execute_together``) and then finish."""
+
+    spec: RunSpec
+    ctx: RunContext
+    recipe: object
+    train_cfg: object
+    run: Run
+    chosen: dict
+    member: Member | None  # what training needs; None when nothing trains
+    clock: "_PhaseClock"
+    start: float
+
+
+def prepare(spec: RunSpec, ctx: RunContext) -> Prepared:
+    """Build the run (seeded as ``spec.seed``) and fit its parts: everything before the training loop."""
     start = time.perf_counter()
     if ctx.threads:
         torch.set_num_threads(ctx.threads)
     recipe = recipe_for(spec)
     train_cfg = recipe.train_config(spec.setting, spec.dataset).with_overrides(spec.train_overrides())
     seed_everything(spec.seed)
-    phases = ctx.phase_seconds if ctx.phase_seconds is not None else {}
-    clock = _PhaseClock(phases)
+    clock = _PhaseClock(ctx.phase_seconds if ctx.phase_seconds is not None else {})
     run = Run.build(spec, ctx, recipe)
     clock("build")
-    chosen, log = run.fit_and_train(train_cfg)
+    chosen, member = run.fit(train_cfg)
+    return Prepared(spec, ctx, recipe, train_cfg, run, chosen, member, clock, start)
+
+
+def finish(prep: Prepared, log: TrainLog | None) -> dict:
+    """After training: tune on the few-shot validation set, evaluate, save the state; the result record."""
+    spec, ctx, run, chosen, clock = prep.spec, prep.ctx, prep.run, prep.chosen, prep.clock
     clock("fit_and_train")
     for name, values in run.tune().items():
         chosen.setdefault(name, {}).update(values)
@@ -306,13 +325,13 @@ def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
     clock("evaluate")
     state_file = run.save_state()
     clock("save")
-    model = run.model
+    model, recipe = run.model, prep.recipe
     return {
         "key": spec.key(),
         "config": spec.to_dict(),
         "config_hash": spec.config_hash(),
         "recipe": {"parts": [[n, o] for n, o in recipe.part_options(spec.setting, spec.dataset)],
-                   "train": train_cfg.to_dict(), "paper": recipe.paper},
+                   "train": prep.train_cfg.to_dict(), "paper": recipe.paper},
         "metrics": metrics,
         "chosen": chosen,
         "train": log.to_dict() if log else {"steps": 0, "trainable_parameters": 0},
@@ -324,6 +343,52 @@ def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
         "code_version": code_version(),
         "versions": library_versions(),
         "device": device_description(run.device),
-        "wall_seconds": round(time.perf_counter() - start, 3),
+        "wall_seconds": round(time.perf_counter() - prep.start, 3),
     }
 
+
+def train_alone(prep: Prepared) -> TrainLog | None:
+    """The one training loop of ``prep``'s run (None when nothing trains)."""
+    m, spec = prep.member, prep.spec
+    if m is None:
+        return None
+    return train(prep.run.model, m.batches, prep.train_cfg, m.total_steps, m.steps_per_epoch, prep.run.device,
+                 progress=prep.ctx.progress, desc=f"{spec.method_label} {spec.dataset} K={spec.shots}")
+
+
+def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:
+    """Run ``spec`` and return its result record (config, metrics, training log, versions, wall time)."""
+    prep = prepare(spec, ctx or RunContext())
+    return finish(prep, train_alone(prep))
+
+
+def execute_together(specs: list[RunSpec], ctx: RunContext) -> list[dict | Exception]:
+    """Run ``specs`` (one frozen-feature method on one task: seeds, shots, learning rates), the training loops of
+    runs that can share one (``training.together.group_key``) as one vectorised program; the others one by one. Returns each
+    run's result record, or the exception that stopped it; the records are those of ``execute``, the training
+    log adding ``trained_together``."""
+    preps: list[Prepared | Exception] = []
+    for spec in specs:
+        try:
+            preps.append(prepare(spec, ctx))
+        except Exception as err:  # noqa: BLE001 - recorded as this run's failure by the caller
+            preps.append(err)
+    groups: dict[tuple, list[Prepared]] = {}
+    for p in preps:
+        if isinstance(p, Prepared) and p.member is not None and alone_reason(p.member) is None:
+            groups.setdefault(group_key(p.member), []).append(p)
+    logs: dict[int, TrainLog | Exception] = {}
+    for group in groups.values():  # a group of one too: a run's numbers do not depend on its company
+        trained = train_together([p.member for p in group], group[0].run.device)
+        logs.update({id(p): log for p, log in zip(group, trained)})
+    out: list[dict | Exception] = []
+    for p in preps:
+        if isinstance(p, Exception):
+            out.append(p)
+            continue
+        try:
+            log = logs[id(p)] if id(p) in logs else train_alone(p)
+            out.append(log if isinstance(log, Exception) else finish(p, log))
+        except Exception as err:  # noqa: BLE001
+            out.append(err)
+    return out

@@ -34,13 +34,17 @@ class TrainLog:
     examples_seen: int = 0
     steps_after_warmup: int = 0  # the steps that ran at the schedule's own rates, not the warm-up rate
     train_memory_bytes: int = 0  # what training adds over the frozen model's inference (see ``TrainingMemory``)
+    together: int = 1  # runs trained as one program with this one (``training.together``); seconds are shared
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "steps": self.steps, "seconds": round(self.seconds, 3),
-                "trainable_parameters": self.trainable_parameters, "epoch_loss": self.epoch_loss,
-                "final_loss": self.final_loss, "examples_seen": self.examples_seen,
-                "steps_after_warmup": self.steps_after_warmup,
-                "train_memory_mb": round(self.train_memory_bytes / 2**20, 3)}
+        out = {"epochs": self.epochs, "steps": self.steps, "seconds": round(self.seconds, 3),
+               "trainable_parameters": self.trainable_parameters, "epoch_loss": self.epoch_loss,
+               "final_loss": self.final_loss, "examples_seen": self.examples_seen,
+               "steps_after_warmup": self.steps_after_warmup,
+               "train_memory_mb": round(self.train_memory_bytes / 2**20, 3)}
+        if self.together > 1:
+            out["trained_together"] = self.together
+        return out
 
 
 def warmup_steps(total_steps: int, steps_per_epoch: int, cfg: TrainConfig) -> int:
