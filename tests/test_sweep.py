@@ -238,14 +238,16 @@ def test_a_cluster_requeue_signal_ends_the_job_and_is_not_recorded_as_a_failure(
 
 
 # ------------------------------------------------------------------------------------------------ faults
-def test_sigkill_in_the_middle_then_resume_gives_the_uninterrupted_table(tmp_path):
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "together"])
+def test_sigkill_in_the_middle_then_resume_gives_the_uninterrupted_table(tmp_path, together):
+    """Also with runs trained together: a resumed sweep forms other programs, and a run's numbers do not care."""
     profile = write_profile(tmp_path, SLOW_PROFILE)
     runs = len(load_profile(profile).expand())
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
-    assert run_sweep(profile, results=reference_dir, progress=False, jobs=2).ok
+    assert run_sweep(profile, results=reference_dir, progress=False, jobs=2, together=together).ok
     reference = table_text(reference_dir)
 
-    proc = sweep_cli(profile, killed_dir, "--jobs", "2")
+    proc = sweep_cli(profile, killed_dir, "--jobs", "2", *(["--together"] if together else []))
     deadline = time.monotonic() + 120
     while len(list(result_files(killed_dir))) < runs // 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -258,7 +260,7 @@ def test_sigkill_in_the_middle_then_resume_gives_the_uninterrupted_table(tmp_pat
     assert 0 < done_before < runs, "the kill must land in the middle of the sweep"
     assert killed_in_flight, "the kill must interrupt at least one run"
 
-    resumed = run_sweep(profile, results=killed_dir, progress=False, jobs=2)
+    resumed = run_sweep(profile, results=killed_dir, progress=False, jobs=2, together=together)
     assert resumed.ok and resumed.already_done == done_before and resumed.ran == runs - done_before
     assert len(list(result_files(killed_dir))) == runs
     assert table_text(killed_dir) == reference

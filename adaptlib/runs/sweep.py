@@ -85,7 +85,7 @@ def pending_runs(specs: list[RunSpec], root: Path) -> tuple[list[RunSpec], int, 
 def run_sweep(profile: str | Path | Profile, jobs: int = 1, results: str | Path | None = None, progress: bool = True,
               threads: int = 1, data_root: str | None = None, device: str = "auto", loader_workers: int = 0,
               executor: str | None = None, wait: bool = True, runs_per_job: int | None = None,
-              echo: Callable[[str], None] | None = None) -> SweepSummary:
+              echo: Callable[[str], None] | None = None, together: bool = False) -> SweepSummary:
     """Run every run of ``profile`` that has no valid result in ``results``; see the module docstring."""
     start = time.perf_counter()
     echo = echo or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -104,7 +104,8 @@ def run_sweep(profile: str | Path | Profile, jobs: int = 1, results: str | Path 
         summary.seconds = time.perf_counter() - start
         return summary
     opts = WorkerOptions(results=str(root), sweep=f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
-                         device=device, data_root=data_root, threads=threads, loader_workers=loader_workers)
+                         device=device, data_root=data_root, threads=threads, loader_workers=loader_workers,
+                         together=together)
     dicts = [s.to_dict() for s in pending]
     if executor:
         outcomes = submit(dicts, opts, profile, executor, wait=wait, jobs=jobs, runs_per_job=runs_per_job,

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--loader-workers", type=int, default=None,
                    help="image-loading processes per run (default: 0 on CPU, 8 on CUDA)")
+    p.add_argument("--together", action="store_true",
+                   help="train the runs of a frozen-feature method that can share a program as one vectorised "
+                        "program (training.together: the same numbers, less time)")
     p.add_argument("--data-root", default=os.environ.get("ADAPTLIB_DATA_ROOT") or None,
                    help="folder of the real benchmarks (paper profile)")
     p.add_argument("--executor", choices=("slurm", "local", "debug"), default=None,
@@ -95,7 +98,8 @@ def cmd_sweep(args) -> int:
         loader_workers = min(8, os.cpu_count() or 1) if uses_cuda else 0
     summary = run_sweep(profile, jobs=args.jobs, results=results, progress=not args.quiet, threads=args.threads,
                         data_root=args.data_root, device=args.device, loader_workers=loader_workers,
-                        executor=args.executor, wait=not args.no_wait, runs_per_job=args.runs_per_job)
+                        executor=args.executor, wait=not args.no_wait, runs_per_job=args.runs_per_job,
+                        together=args.together)
     print(summary.report())
     return 0 if summary.ok else 1
 
