@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from adaptlib.bench import summarise
@@ -64,3 +66,44 @@ def test_a_run_reports_the_seconds_of_its_phases():
     execute(spec, RunContext(threads=1, phase_seconds=phases))
     assert set(phases) == {"build", "fit_and_train", "tune", "evaluate", "save"}
     assert all(v >= 0 for v in phases.values())
+
+
+TINY = """\
+name: tiny
+backbone: adaptlib-test
+pretrained: random
+run_defaults: {crop_scale: [1, 1], train: {max_steps: 3}}
+datasets: [colour, shape]
+shots: [1, 2]
+seeds: [1, 2]
+methods:
+  zeroshot: {}
+  clip_adapter: {}
+  layernorm: {}
+settings:
+  few_shot: {}
+"""
+
+
+def test_the_throughput_sample_takes_whole_cells(tmp_path):
+    from adaptlib.bench.throughput import sample_cells
+    from adaptlib.runs.profile import load_profile
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    specs = load_profile(tmp_path / "tiny.yaml").expand()
+    sample = sample_cells(specs, 5)
+    cells = {(s.method, s.dataset, s.shots) for s in sample}
+    assert len(sample) == 2 * len(cells) >= 5  # every seed of each drawn cell
+    assert sample == sorted(sample, key=specs.index) and sample_cells(specs, 5) == sample
+
+
+def test_the_throughput_benchmark_prints_its_line_and_writes_its_file(tmp_path, capsys):
+    from adaptlib.bench.throughput import main
+
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(TINY)
+    assert main(["--profile", str(profile), "--sample", "4", "--out", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("throughput: one-by-one ") and "ratio" in line and "% of peak" in line
+    report = json.loads((tmp_path / "throughput.json").read_text())
+    assert report["runs"] >= 4 and report["ratio"] > 0 and 0 < report["efficiency"]
