@@ -49,7 +49,7 @@ venv: $(STAMP)
 # ------------------------------------------------------------------------------------------------ tests
 # The notebooks run under nbval with their own defaults: the smoke profile's results and measures, made first.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 	$(MAKE) --no-print-directory measures PROFILE=smoke
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/[0-9]*.ipynb
 
