@@ -406,22 +406,44 @@ def drift_vs_accuracy(points: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def convergence_plot(table: pd.DataFrame, column: str = "val_accuracy") -> plt.Figure:
-    """Each method's accuracy (mean over the check's tasks) at half, one and twice its step cap; a line that
-    still climbs at 2x was not converged at its cap. Means over the tasks of the check (one seed each), so no
-    error bars: the spread over tasks is in the table."""
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+def convergence_plot(table: pd.DataFrame, gains: dict[str, pd.DataFrame], margin: float = 2.0) -> plt.Figure:
+    """Left: each method's few-shot validation accuracy at half, one and twice its step cap (means over the
+    check's tasks, 95% bootstrap CI over tasks and seeds). Right: the gain from twice the steps per method, on the
+    few-shot validation and on test, with its 95% CI and the margin below which a method counts as converged."""
+    fig, (ax, gx) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [1.1, 1]})
     methods = list(dict.fromkeys(table["method"]))
     styles = method_style(methods)
-    for method in methods:
+    for i, method in enumerate(methods):
         c = table[table["method"] == method].sort_values("budget")
-        ax.plot(c["budget"], c[column], label=method, **styles[method], markersize=4, linewidth=1.2)
+        x = c["budget"] * 2 ** ((i - len(methods) / 2) * 0.012)  # a small dodge so that error bars do not overlap
+        ax.errorbar(x, c["val_accuracy"], yerr=_err(c["val_accuracy"], c["val_ci_low"], c["val_ci_high"]),
+                    label=method, **styles[method], markersize=4, linewidth=1.0, capsize=1.5)
     ax.set_xscale("log", base=2)
     budgets = sorted(table["budget"].round(3).unique())
     ax.set_xticks(budgets, [f"{b:g}x" for b in budgets])
     ax.set_xlabel("training steps, as a multiple of the method's cap in the profile")
-    ax.set_ylabel(("few-shot validation" if column == "val_accuracy" else "test") + " accuracy, mean over tasks (%)")
-    ax.set_title("convergence check: one seed per task, means over tasks (no CI: 3 tasks x 1 seed)", fontsize=9)
-    legend_outside(ax, ncol=1 if len(methods) <= 18 else 2)
+    ax.set_ylabel("few-shot validation accuracy, mean over tasks (%)")
     ax.grid(alpha=0.3)
+    ax.set_title("accuracy against the step budget (95% CI: tasks, then seeds)", fontsize=9)
+    offsets = {"val_accuracy": -0.17, "accuracy": 0.17}
+    names = {"val_accuracy": "few-shot validation", "accuracy": "test"}
+    for column, g in gains.items():
+        if g is None or g.empty:
+            continue
+        y = np.array([methods.index(m) for m in g.index], dtype=float) + offsets.get(column, 0.0)
+        gx.errorbar(g["gain"], y, xerr=_err(g["gain"], g["ci_low"], g["ci_high"]), linestyle="none",
+                    marker="o" if column == "val_accuracy" else "s", markersize=4, capsize=1.5,
+                    color="tab:blue" if column == "val_accuracy" else "tab:orange", label=names.get(column, column))
+    gx.axvline(0, color="0.3", linewidth=0.8)
+    gx.axvline(margin, color="0.5", linestyle="--", linewidth=0.8, label=f"margin ({margin:g} points)")
+    gx.set_yticks(range(len(methods)), methods, fontsize=7)
+    gx.invert_yaxis()
+    gx.set_xlabel("gain from twice the cap's steps (accuracy points, 95% CI)")
+    gx.set_title("twice the steps minus the cap, per method", fontsize=9)
+    gx.grid(alpha=0.3, axis="x")
+    gx.legend(fontsize=7, loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()
+    rows = -(-len(labels) // 7)
+    fig.legend(handles, labels, loc="lower center", ncol=7, fontsize=7, frameon=False)  # below both panels
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 1))
     return fig

@@ -406,45 +406,99 @@ def chance_level(classes, datasets) -> dict[str, float]:
 STEPS_LABEL = re.compile(r"^(?P<method>[^@]+)@steps=(?P<steps>\d+)$")
 
 
-def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Every method the profile also trained at other step caps (labels ``METHOD@steps=N``), at those caps and at
-    its own, on the tasks, shots and seeds of those runs: method, steps, budget (steps / its own cap), val_accuracy
-    (few-shot validation, %) and accuracy (test, %), means over the tasks. Empty without such runs."""
+def convergence_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of the convergence check: every method the profile also trained at other step caps (labels
+    ``METHOD@steps=N``), at those caps and at its own, on the tasks, shots and seeds of those runs: method,
+    dataset, seed, steps, budget (steps / its own cap), val_accuracy (few-shot validation, %), accuracy (test, %).
+    Runs of one method, task, seed and step count in several groups (the drift group) are averaged into one row."""
+    cols = ["method", "dataset", "seed", "steps", "budget", "val_accuracy", "accuracy"]
     few = df[(df["setting"] == "few_shot") & ~df["dialled"]]
     labels = few["method_label"].astype(str)
     match = labels.str.extract(STEPS_LABEL)
     found = match["method"].notna()
     if not found.any():
-        return pd.DataFrame(columns=["method", "steps", "budget", "val_accuracy", "accuracy", "tasks"])
+        return pd.DataFrame(columns=cols)
     variants = few[found].assign(method=match.loc[found, "method"], steps=match.loc[found, "steps"].astype(float))
     cell = variants[["dataset", "shots", "seed"]].drop_duplicates()
     own = few[few["method_label"].isin(variants["method"].unique())].merge(cell, on=["dataset", "shots", "seed"])
     own = own.assign(method=own["method_label"], steps=pd.to_numeric(own["train_steps"], errors="coerce"))
     both = pd.concat([own, variants], ignore_index=True)
     cap = own.groupby("method")["steps"].median()
-    table = both.groupby(["method", "steps"]).agg(val_accuracy=("val_accuracy", "mean"), accuracy=("accuracy", "mean"),
-                                                 tasks=("dataset", "nunique")).reset_index()
-    table[["val_accuracy", "accuracy"]] *= 100
-    table.insert(2, "budget", table["steps"] / table["method"].map(cap))
+    both = both.assign(budget=both["steps"] / both["method"].map(cap),
+                       val_accuracy=both["val_accuracy"] * 100, accuracy=both["accuracy"] * 100)
+    # a method whose own runs are also in another group of the same cell (the drift group) counts once: their mean
+    return both[cols].groupby(["method", "dataset", "seed", "steps", "budget"], as_index=False, sort=False).mean()
+
+
+def convergence_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per method and budget of the convergence check: steps, budget, val_accuracy and accuracy (means over the
+    check's tasks of seed means, %) with their 95% bootstrap CIs (tasks, then seeds), and the number of tasks.
+    Empty without convergence runs."""
+    runs = convergence_runs(df)
+    cols = ["method", "steps", "budget", "val_accuracy", "val_ci_low", "val_ci_high", "accuracy", "ci_low",
+            "ci_high", "tasks"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (method, steps), g in runs.groupby(["method", "steps"]):
+        ci = mean_ci(g[["dataset", "seed", "val_accuracy", "accuracy"]], ["val_accuracy", "accuracy"],
+                     n_boot=n_boot, seed=seed)
+        rows.append({"method": method, "steps": steps, "budget": float(g["budget"].iloc[0]),
+                     "val_accuracy": ci.loc["val_accuracy", "mean"], "val_ci_low": ci.loc["val_accuracy", "ci_low"],
+                     "val_ci_high": ci.loc["val_accuracy", "ci_high"], "accuracy": ci.loc["accuracy", "mean"],
+                     "ci_low": ci.loc["accuracy", "ci_low"], "ci_high": ci.loc["accuracy", "ci_high"],
+                     "tasks": int(g["dataset"].nunique())})
+    table = pd.DataFrame(rows, columns=cols)
     order = {m: i for i, m in enumerate(method_order(table["method"].unique()))}
     return table.sort_values(["method", "steps"], key=lambda s: s.map(order) if s.name == "method" else s,
                              kind="stable").reset_index(drop=True)
 
 
-def convergence_summary(table: pd.DataFrame, column: str = "val_accuracy", gain_points: float = 2.0) -> dict:
-    """Does the cap decide the ranking? Kendall's tau (and its p) between the methods' ranking at their own cap
-    (budget 1) and at twice it, each method's rank at each, and the methods that gain at least ``gain_points`` from
-    twice the steps (not converged at the cap), by ``column`` (means over the check's tasks)."""
+CONVERGENCE_STATUS = ("not converged", "converged", "undetermined")
+
+
+def convergence_summary(runs: pd.DataFrame, column: str = "val_accuracy", margin: float = 2.0, alpha: float = 0.05,
+                        n_boot: int = 2000, seed: int = 0) -> dict:
+    """Do the caps decide the ranking? Per method, the paired gain from twice its cap (budget 2 - budget 1, points
+    of ``column``, per task over the same seeds) with its hierarchical-bootstrap 95% CI and the one-sided sign-flip
+    p over tasks (:func:`adaptlib.analysis.claims.paired_difference_test`). A method is **not converged** when
+    the test finds a gain (p <= alpha; deliberately not Holm-adjusted: a check that errs toward raising a cap is
+    the safe side), **converged** when the CI's upper end is below ``margin`` points (twice the steps would gain
+    less than ``margin``), and **undetermined** otherwise (the check's tasks cannot tell). The caps decide the
+    ranking when any method is not converged. Beside it, Kendall's tau (and p) between the methods' ranking at
+    their cap and at twice it, and the largest change of a method's rank, by the task means."""
     from scipy.stats import kendalltau
 
-    wide = table.pivot_table(index="method", columns="budget", values=column)
-    if 1.0 not in wide.columns or 2.0 not in wide.columns or len(wide) < 3:
-        return {"tau": float("nan"), "p_value": float("nan"), "ranks": pd.DataFrame(), "not_converged": {},
-                "column": column}
-    wide = wide.dropna(subset=[1.0, 2.0])
-    ranks = wide.rank(ascending=False, method="average")
-    tau, p = kendalltau(wide[1.0], wide[2.0])
-    gains = (wide[2.0] - wide[1.0]).round(2)
-    return {"tau": float(tau), "p_value": float(p), "ranks": ranks, "column": column,
-            "not_converged": {m: float(g) for m, g in gains.items() if g >= gain_points},
+    from ..analysis.claims import paired_difference_test
+
+    empty = {"tau": float("nan"), "p_value": float("nan"), "ranks": pd.DataFrame(), "gains": pd.DataFrame(),
+             "not_converged": {}, "undetermined": {}, "column": column, "largest_rank_change": float("nan"),
+             "caps_decide": False, "margin": margin}
+    if runs.empty:
+        return empty
+    rows = []
+    for method, g in runs.groupby("method", sort=False):
+        wide = g.pivot_table(index=["dataset", "seed"], columns="budget", values=column).reset_index()
+        if 1.0 not in wide.columns or 2.0 not in wide.columns:
+            continue
+        wide = wide.dropna(subset=[1.0, 2.0]).rename(columns={1.0: "cap", 2.0: "twice"})
+        if wide.empty:
+            continue
+        ev = paired_difference_test(wide, "twice", "cap", n_boot=n_boot, seed=seed)
+        lo, hi = ev.ci95
+        status = "not converged" if ev.p_value <= alpha else "converged" if hi < margin else "undetermined"
+        rows.append({"method": method, "at_cap": float(wide.groupby("dataset")["cap"].mean().mean()),
+                     "at_twice": float(wide.groupby("dataset")["twice"].mean().mean()), "gain": ev.estimate,
+                     "ci_low": lo, "ci_high": hi, "p_value": ev.p_value, "tasks": ev.n_tasks, "status": status})
+    gains = pd.DataFrame(rows)
+    if len(gains) < 3:
+        return {**empty, "gains": gains}
+    gains = gains.set_index("method")
+    ranks = pd.DataFrame({1.0: gains["at_cap"].rank(ascending=False, method="average"),
+                          2.0: gains["at_twice"].rank(ascending=False, method="average")})
+    tau, p = kendalltau(gains["at_cap"], gains["at_twice"])
+    pick = lambda s: {m: float(round(g, 2)) for m, g in gains.loc[gains["status"] == s, "gain"].items()}
+    return {"tau": float(tau), "p_value": float(p), "ranks": ranks, "gains": gains, "column": column,
+            "not_converged": pick("not converged"), "undetermined": pick("undetermined"),
+            "caps_decide": bool((gains["status"] == "not converged").any()), "margin": margin,
             "largest_rank_change": float((ranks[2.0] - ranks[1.0]).abs().max())}
