@@ -1,4 +1,4 @@
-"""The ``adaptlib`` command: pretrain, run, params, data, sweep, results, measures, findings."""
+"""The ``adaptlib`` command: pretrain, run, params, data, sweep, results, measures, findings, export, predict."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .runs.export_cli import register as register_export
 from .runs.sweep_cli import register as register_sweep
 
 
@@ -86,7 +87,9 @@ def _add_run(sub) -> None:
     p.add_argument("--method", required=True,
                    help="a method (adaptlib params --list), 'hybrid' (with --parts or --config), or with --profile "
                         "a method label of the profile")
-    p.add_argument("--dataset", required=True, help="embedded task (shape, shape@inter=0.5) or benchmark name")
+    p.add_argument("--dataset", required=True,
+                   help="embedded task (shape, shape@inter=0.5), benchmark name, or folder:PATH for your own images "
+                        "(README: 'Your own images')")
     p.add_argument("--shots", type=int, default=16, help="K training images per class (>= 1)")
     p.add_argument("--seed", type=int, default=1, help="seed of the few-shot subset, initialisation and data order")
     p.add_argument("--setting", default="few_shot", help="few_shot | base_to_new | cross_dataset")
@@ -109,6 +112,9 @@ def _add_run(sub) -> None:
                    help="random resized crop scale of the training augmentation, e.g. 0.08,1 or 1,1 (default: "
                         "the method's, 0.08,1 for most, 0.5,1 for Tip-Adapter)")
     p.add_argument("--no-feature-cache", action="store_true", help="run the frozen image encoder every step")
+    p.add_argument("--save-state", action="store_true",
+                   help="keep the trained parameters under RESULTS/_states/ (for adaptlib export; a run that keeps "
+                        "its state is a run of its own, with its own result file)")
     p.add_argument("--label", default="", help="name of this variant in result tables")
     p.add_argument("--data-root", default=os.environ.get("ADAPTLIB_DATA_ROOT"), help="folder of the benchmarks")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
@@ -121,18 +127,25 @@ CONFIG_KEYS = ("method", "label", "parts", "part_options", "train")
 
 
 def _cmd_run(args) -> int:
+    from dataclasses import replace
+
     from .runs.run import RunContext, execute
     from .runs.spec import check_spec
-    from .runs.store import write_result
+    from .runs.store import state_dir, write_result
     from .utils.atomic import writable_problem
 
     spec, source = _run_spec(args)
+    if args.save_state:
+        spec = replace(spec, save_state=True)
     check_spec(spec)  # method, parts, every option's name, type and range, dataset names: before anything loads
     problem = writable_problem(args.results)
     if problem:  # found now, not after training
         raise OSError(f"results folder {problem}: choose another with --results DIR or fix its permissions")
     print(_settings_line(spec, source, args), flush=True)
-    result = execute(spec, RunContext(device=args.device, data_root=args.data_root, progress=not args.quiet))
+    result = execute(spec, RunContext(device=args.device, data_root=args.data_root, progress=not args.quiet,
+                                      state_dir=str(state_dir(Path(args.results)))))
+    if result.get("state_file"):  # relative to the results folder, as a sweep stores it
+        result["state_file"] = os.path.relpath(result["state_file"], args.results)
     try:
         path = write_result(Path(args.results), result)
     except OSError as err:
@@ -141,6 +154,8 @@ def _cmd_run(args) -> int:
         print(line)
     print(f"trainable parameters {result['trainable_parameters']:,}, wall time {result['wall_seconds']:.1f} s, "
           f"result file {path}")
+    if result.get("state_file"):
+        print(f"state kept: adaptlib export {path} --out DIR")
     return 0
 
 
@@ -317,6 +332,9 @@ def _add_params(sub) -> None:
     p.add_argument("--classes", type=int, default=10, help="classes (class-specific parts scale with it)")
     p.add_argument("--shots", type=int, default=16, help="shots (Tip-Adapter-F's cache scales with it)")
     p.add_argument("--list", action="store_true", help="list methods (paper, reference source) and parts")
+    p.add_argument("--families", action="store_true",
+                   help="a Markdown table: every method's count on each backbone family's ViT-B/16, or why it does "
+                        "not run there (builds each model with random weights: minutes)")
     p.set_defaults(func=_cmd_params)
 
 
@@ -324,6 +342,16 @@ def _cmd_params(args) -> int:
     from .methods import PARTS, RECIPES
     from .methods.params import count_parameters
 
+    if args.families:
+        from .methods.params import family_table
+
+        table = family_table([args.method] if args.method else list(RECIPES), classes=args.classes,
+                             shots=args.shots)
+        from .reporting import markdown_table
+
+        wide = table.set_index("family").drop(columns="backbone").T.rename_axis("method")
+        print(markdown_table(wide))
+        return 0
     if args.list or not args.method:
         print("methods (paper; source: the reference files its defaults come from):")
         for name, recipe in RECIPES.items():
@@ -376,9 +404,10 @@ def _cmd_pretrain(args) -> int:
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="dataset utilities")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    c = dsub.add_parser("check", help="report, for each benchmark under ROOT, found/missing, counts and problems")
-    c.add_argument("--root", required=True)
-    c.add_argument("--datasets", default=None, help="comma-separated subset")
+    c = dsub.add_parser("check", help="report, for each benchmark under ROOT (or ROOT as a folder of your own "
+                                      "images), found/missing, counts and problems")
+    c.add_argument("--root", default=None, help="folder of the benchmarks, or a folder of your own images")
+    c.add_argument("--datasets", default=None, help="comma-separated subset; folder:PATH checks a folder of images")
     c.add_argument("--quick", action="store_true", help="check that files exist without opening them")
     c.set_defaults(func=lambda a: __import__("adaptlib.data.check", fromlist=["main_check"]).main_check(
         a.root, a.datasets, a.quick))
@@ -393,6 +422,7 @@ def _cmd_data_list(args) -> int:
     for name, spec in TASKS.items():
         print(f"{name:12s} {len(spec.classes):3d} classes  {spec.description}")
     print("benchmarks:", ", ".join(benchmark_names()))
+    print("your own images: folder:PATH (README: 'Your own images')")
     return 0
 
 
@@ -425,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_findings(sub)
     _add_measures(sub)
     register_sweep(sub)
+    register_export(sub)
     return parser
 
 

@@ -59,7 +59,9 @@ class Backbone:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[1])
+        from .family import embed_dim
+
+        return embed_dim(self.model)
 
     @property
     def key(self) -> str:
@@ -124,7 +126,9 @@ def _cached_checkpoint(path: str, size: int, mtime: float) -> tuple[dict, str]:
 
 @lru_cache(maxsize=8)
 def _tokenizer(name: str):
-    return open_clip.get_tokenizer(name)
+    from .tokenizers import open_tokenizer
+
+    return open_tokenizer(name)
 
 
 def _load_state_dict_any(path: Path) -> dict:
@@ -162,6 +166,7 @@ def load_backbone(
     quick_gelu: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    tokenizer: Callable | None = None,
 ) -> Backbone:
     """Build ``name`` (an open_clip model name or a project config) and load its weights.
 
@@ -170,11 +175,14 @@ def load_backbone(
         project's own pretrained embedded backbone.
     quick_gelu: ``None`` takes it from the tag (True for OpenAI weights); set it for checkpoint files of
         QuickGELU models.
+    tokenizer: ``None`` for the model's own (open_clip's; SigLIP's comes from the Hugging Face hub and a clear
+        error says how to get it offline); tests pass a ``tokenizers.StandInTokenizer``.
     """
     if name not in open_clip.list_models():
         from ..utils.names import unknown_name_error
 
         raise unknown_name_error("backbone", name, open_clip.list_models())
+    tokenizer = tokenizer if tokenizer is not None else _tokenizer(name)  # before the build: an offline error fast
     tag_cfg = None
     checkpoint: Path | None = None
     pretrained = None if pretrained in (None, "", "random", "none") else str(pretrained)
@@ -201,7 +209,7 @@ def load_backbone(
         pristine, rng_after, weights_id, info = built
         torch.manual_seed(seed)  # every device's generator as the build leaves it, and the CPU's exactly
         torch.set_rng_state(rng_after)
-        return _backbone(name, pretrained, copy.deepcopy(pristine).to(device).eval(), weights_id, info)
+        return _backbone(name, pretrained, copy.deepcopy(pristine).to(device).eval(), weights_id, info, tokenizer)
     torch.manual_seed(seed)
     if tag_cfg:
         try:
@@ -250,7 +258,7 @@ def load_backbone(
     info = {"quick_gelu": quick_gelu, "checkpoint": str(checkpoint) if checkpoint else None}
     _BUILT.clear()  # one backbone kept: a worker runs one backbone at a time, and a large one is large
     _BUILT[build_key] = (copy.deepcopy(model).eval(), torch.get_rng_state(), weights_id, info)
-    return _backbone(name, pretrained, model.to(device).eval(), weights_id, info)
+    return _backbone(name, pretrained, model.to(device).eval(), weights_id, info, tokenizer)
 
 
 # the last backbone built in this process, before it went to a device: (model, CPU generator state after the
@@ -265,7 +273,8 @@ def _stat_key(path: Path) -> tuple[str, int, int]:
     return str(path.resolve()), st.st_size, st.st_mtime_ns
 
 
-def _backbone(name: str, pretrained: str | None, model, weights_id: str, info: dict) -> Backbone:
+def _backbone(name: str, pretrained: str | None, model, weights_id: str, info: dict,
+              tokenizer: Callable | None = None) -> Backbone:
     pp = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
@@ -273,7 +282,7 @@ def _backbone(name: str, pretrained: str | None, model, weights_id: str, info: d
         name=name,
         pretrained=pretrained,
         model=model,
-        tokenizer=_tokenizer(name),
+        tokenizer=tokenizer if tokenizer is not None else _tokenizer(name),
         image_size=image_size,
         mean=tuple(pp.get("mean", OPENAI_MEAN)),
         std=tuple(pp.get("std", OPENAI_STD)),

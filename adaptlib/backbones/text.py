@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .family import text_tower
 from .load import Backbone
 
 
@@ -34,20 +36,23 @@ def zero_shot_classifier(backbone: Backbone, classnames: Sequence[str], template
 
 
 def encode_text_embeddings(model, embeddings: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
-    """Run the text transformer on token embeddings [N, L, W] (L <= context length) and project the EOT token.
+    """Run the text transformer on token embeddings [N, L, W] (L <= context length) and project the token each
+    prompt is pooled at (``eot_index``: CLIP's end-of-text token, the last position for SigLIP).
 
-    The causal mask means positions after the EOT never influence it, so prompts can be encoded at the length
-    they need instead of the full context: identical features, less compute. Prompt learners (CoOp, APEX)
-    call this with their own context vectors spliced into the embeddings.
+    With a causal mask, positions after the EOT never influence it, so prompts can be encoded at the length they
+    need instead of the full context: identical features, less compute (a bidirectional tower is given the whole
+    context: ``TextTower.trimmable``). Prompt learners (CoOp, APEX) call this with their own context vectors
+    spliced into the embeddings.
     """
+    tower = text_tower(model)
+    text = tower.module
     length = embeddings.shape[1]
-    x = embeddings + model.positional_embedding[:length].to(embeddings.dtype)
-    mask = model.attn_mask[:length, :length] if model.attn_mask is not None else None
-    x = model.transformer(x, attn_mask=mask)
-    x = model.ln_final(x)
+    x = embeddings + text.positional_embedding[:length].to(embeddings.dtype)
+    mask = text.attn_mask[:length, :length] if text.attn_mask is not None else None
+    x = text.transformer(x, attn_mask=mask)
+    x = text.ln_final(x)
     x = x[torch.arange(x.shape[0], device=x.device), eot_index]
-    return x @ model.text_projection if not isinstance(model.text_projection, torch.nn.Linear) \
-        else model.text_projection(x)
+    return tower.project(x)
 
 
 def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: int | None = 128) -> torch.Tensor:
@@ -70,9 +75,10 @@ def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: in
 
 def encode_token_ids(model, tokens: torch.Tensor, chunk: int | None = 128) -> torch.Tensor:
     """Unnormalised text features [N, E] of token ids [N, context], trimmed to the longest prompt, chunked."""
-    eot = tokens.argmax(dim=-1)
-    length = int(eot.max()) + 1
-    emb = model.token_embedding(tokens[:, :length])
+    tower = text_tower(model)
+    eot = tower.pool_positions(tokens)
+    length = int(eot.max()) + 1 if tower.trimmable() else tokens.shape[1]
+    emb = tower.module.token_embedding(tokens[:, :length])
     return encode_prompts(model, emb, eot, chunk)
 
 
@@ -101,3 +107,40 @@ def class_text_features(model, tokenizer, classnames: Sequence[str], templates: 
     device = model.logit_scale.device
     tokens = tokenizer(class_prompts(classnames, templates)).to(device)
     return average_templates(prompt_features(model, tokens, chunk), len(classnames))
+
+
+# ------------------------------------------------------------------------------------------- tokenizer framing
+
+@dataclass(frozen=True)
+class TokenFrame:
+    """How a tokenizer frames a text: ``prefix`` special tokens before its words (CLIP's start-of-text: 1,
+    SigLIP's: 0), ``suffix`` after them before the padding (the end-of-text token), padded with ``pad``. Prompt
+    learners splice their context vectors right after the prefix."""
+
+    prefix: int
+    suffix: int
+    pad: int
+
+    def length(self, ids: torch.Tensor) -> int:
+        """Positions before the trailing padding."""
+        keep = (ids != self.pad).nonzero()
+        return int(keep[-1]) + 1 if len(keep) else 0
+
+    def words(self, ids: torch.Tensor) -> torch.Tensor:
+        """The word tokens of one tokenized text [L] (no special tokens, no padding)."""
+        return ids[self.prefix:self.length(ids) - self.suffix]
+
+
+def token_frame(tokenizer) -> TokenFrame:
+    """The framing of ``tokenizer``, read from how it tokenizes two one-word texts: what they share before their
+    words is the prefix, what follows their words is the suffix."""
+    a, b = tokenizer(["X", "Y"])
+    prefix = 0
+    while prefix < len(a) and a[prefix] == b[prefix]:
+        prefix += 1
+    pad = int(a[-1])
+    frame = TokenFrame(prefix, 0, pad)
+    suffix = frame.length(a) - prefix - 1
+    if suffix < 0:
+        raise ValueError("the tokenizer frames a one-word text in an unexpected way (its word is not one token)")
+    return TokenFrame(prefix, suffix, pad)

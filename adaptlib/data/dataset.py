@@ -25,6 +25,17 @@ class Sample:
     classname: str
 
 
+def unreadable_reason(path: Path) -> str | None:
+    """Why PIL cannot open the image file ``path`` (None when it can). ``verify()`` reads headers and structure
+    without decoding every pixel, so checking a whole dataset stays cheap."""
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error...) for broken files
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
 class ImageLoader(Protocol):
     def load(self, sample: Sample) -> Image.Image: ...
 

@@ -60,23 +60,27 @@ def _by_label(samples: list[Sample]) -> dict[int, list[Sample]]:
 
 
 def _sample_per_class(samples: list[Sample], k: int, rng: random.Random, dataset: str, split: str,
-                      classnames: list[str]) -> list[Sample]:
+                      classnames: list[str], folders: list[str | None] | None = None) -> list[Sample]:
+    """``k`` samples of each class; ``folders`` (folder datasets) says where to add images to a class that has
+    too few."""
     groups = _by_label(samples)
     out: list[Sample] = []
     for label in range(len(classnames)):
         items = groups.get(label, [])
         if len(items) < k:
+            folder = folders[label] if folders and label < len(folders) else None
+            more = f", or add images to {folder}" if folder else ""
             raise NotEnoughShotsError(
                 f"class {classnames[label]!r} (label {label}) of dataset {dataset!r} has {len(items)} {split} "
-                f"images, fewer than the {k} requested: lower --shots to at most {len(items)}"
+                f"images, fewer than the {k} requested: lower --shots to at most {len(items)}{more}"
             )
         out.extend(rng.sample(items, k))
     return out
 
 
 def few_shot_path(dataset: ClassificationDataset, shots: int, seed: int) -> Path:
-    safe = dataset.name.replace("/", "_").replace("@", "_").replace(",", "_").replace("=", "-")
-    return cache_dir("fewshot", f"{safe}-{dataset.fingerprint[:12]}", f"shots_{shots}-seed_{seed}.json")
+    safe = dataset.name.replace("/", "_").replace("@", "_").replace(",", "_").replace("=", "-").replace(":", "_")
+    return cache_dir("fewshot", f"{safe[-80:]}-{dataset.fingerprint[:12]}", f"shots_{shots}-seed_{seed}.json")
 
 
 def sample_few_shot(dataset: ClassificationDataset, shots: int, seed: int, use_cache: bool = True) -> FewShotTask:
@@ -97,8 +101,9 @@ def sample_few_shot(dataset: ClassificationDataset, shots: int, seed: int, use_c
             train, val = cached
             return FewShotTask(dataset, list(dataset.classnames), train, val, dataset.split("test"), shots, seed)
     rng = random.Random(seed)
-    train = _sample_per_class(train_all, shots, rng, dataset.name, "train", dataset.classnames)
-    val = _sample_per_class(val_all, min(shots, 4), rng, dataset.name, "val", dataset.classnames)
+    folders = dataset.info.get("class_folders") or {}  # folder datasets: where each class's images are
+    train = _sample_per_class(train_all, shots, rng, dataset.name, "train", dataset.classnames, folders.get("train"))
+    val = _sample_per_class(val_all, min(shots, 4), rng, dataset.name, "val", dataset.classnames, folders.get("val"))
     if use_cache:  # a cache that cannot be written is a warning: the subset is the same without it
         save_json_cache(path, {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "shots": shots,
                                "seed": seed, "train": [s.key for s in train], "val": [s.key for s in val]},

@@ -1,4 +1,5 @@
-"""One entry point for every dataset: embedded tasks by name, real benchmarks by name and root folder."""
+"""One entry point for every dataset: embedded tasks by name, real benchmarks by name and root folder, your own
+images as ``folder:PATH`` (``adaptlib/data/folder.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..utils.names import unknown_name_error
 from .benchmarks import BENCHMARKS, load_benchmark
 from .dataset import ClassificationDataset
 from .embedded import TASKS, load_embedded_task
+from .folder import check_folder_name, is_folder_name, load_folder
 
 
 def embedded_names() -> list[str]:
@@ -27,9 +29,22 @@ def is_embedded(name: str) -> bool:
     return name.split("@")[0] in embedded_names()
 
 
+def is_folder_dataset(name: str) -> bool:
+    """Whether ``name`` is ``folder:PATH``: a dataset of the user's own images, needing no data root."""
+    return is_folder_name(name)
+
+
+def check_folder_dataset(name: str) -> None:
+    """``folder:PATH`` names an existing folder or split file (a ``ValueError`` naming it otherwise); nothing is
+    read, so a run or profile can check its dataset names before anything loads."""
+    check_folder_name(name)
+
+
 def get_dataset(name: str, root: str | os.PathLike | None = None) -> ClassificationDataset:
-    """Load ``name``: an embedded task (``shape``, ``shape@inter=0.5``) or a benchmark under ``root``
-    (``$ADAPTLIB_DATA_ROOT`` when not given)."""
+    """Load ``name``: an embedded task (``shape``, ``shape@inter=0.5``), your own images (``folder:PATH``, no root
+    needed) or a benchmark under ``root`` (``$ADAPTLIB_DATA_ROOT`` when not given)."""
+    if is_folder_name(name):
+        return load_folder(name)
     if is_embedded(name):
         return load_embedded_task(name)
     if name in benchmark_names():

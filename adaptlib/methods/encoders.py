@@ -1,7 +1,9 @@
 """The image forward pass that visual-prompt parts hook into (the text side is ``backbones.text``).
 
-It mirrors open_clip's ``VisionTransformer.forward`` (embeds -> blocks -> pool -> proj) but lets a visual-prompt
+It mirrors open_clip's ``VisionTransformer.forward`` (embeds -> blocks -> pool -> proj), and timm's
+``VisionTransformer.forward_features``/``forward_head`` for a timm image tower (SigLIP), but lets a visual-prompt
 part append tokens after the patch tokens before any block (shallow) or replace them before every block (deep).
+Without prompts it is the model's own ``encode_image``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from ..backbones.family import OPENCLIP_VIT, TIMM_VIT, family_of, unsupported
 
 
 def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torch.Tensor | None] | None = None
@@ -19,6 +23,13 @@ def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torc
     before ``ln_pre`` (they get no positional embedding); a deep prompt for block i >= 1 replaces the previous
     prompt outputs before that block. Without prompts this is exactly ``clip.encode_image``.
     """
+    family = family_of(clip)
+    if family != OPENCLIP_VIT:
+        if visual_tokens is None:
+            return clip.encode_image(images)
+        if family == TIMM_VIT:
+            return _encode_timm_vit(clip, images, visual_tokens)
+        raise unsupported("visual_prompt", clip, "visual prompts are inserted into a plain ViT's token sequence")
     visual = clip.visual
     x = visual.conv1(images)
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
@@ -45,3 +56,31 @@ def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torc
     if visual.proj is not None:
         pooled = pooled @ visual.proj
     return pooled
+
+
+def _encode_timm_vit(clip, images: torch.Tensor, visual_tokens: Callable[[int], torch.Tensor | None]) -> torch.Tensor:
+    """A timm ViT tower (SigLIP) with prompts: embed, append after the patch tokens before the first block (or
+    replace before each deep block), drop them after the last block, then timm's own pooling head and open_clip's
+    projection head. Prompts take no positional embedding, as in the open_clip path."""
+    visual = clip.visual
+    trunk = visual.trunk
+    x = trunk.patch_embed(images)
+    x = trunk._pos_embed(x)
+    x = trunk.patch_drop(x)
+    x = trunk.norm_pre(x)
+    n_base = x.shape[1]
+
+    def prompts(layer: int) -> torch.Tensor | None:
+        tokens = visual_tokens(layer)
+        return None if tokens is None else tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+
+    first = prompts(0)
+    if first is not None:
+        x = torch.cat([x, first], dim=1)
+    for i, block in enumerate(trunk.blocks):
+        deep = prompts(i) if i > 0 else None
+        if deep is not None:
+            x = torch.cat([x[:, :n_base], deep], dim=1)
+        x = block(x)
+    x = trunk.norm(x[:, :n_base])
+    return visual.head(trunk.forward_head(x))

@@ -4,7 +4,8 @@ Image side: pixels -> image encoder (visual prompts, LoRA, tuned LayerNorms/bias
 adapters. When no part touches the image encoder, frozen features from the cache replace the first step.
 Text side: class prompts (a prompt learner's embeddings, or the dataset's templates) -> text encoder ->
 feature adapters. When nothing touches the text side, the zero-shot class features are computed once.
-Logits are CLIP's: the backbone's logit scale times cosine similarity, which cache models may adjust.
+Logits are the backbone's: its logit scale times cosine similarity (plus SigLIP's learned bias, whose logits are
+sigmoid scores and whose training loss is the sigmoid loss), which cache models may adjust.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..backbones.family import logit_bias
 from ..backbones.load import Backbone
 from ..backbones.text import average_templates, class_prompts, encode_prompts, prompt_features
 from .encoders import encode_image
@@ -123,6 +125,16 @@ class AdaptedCLIP(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale.exp().detach()
 
+    @property
+    def sigmoid_logits(self) -> bool:
+        """True for a backbone trained with the sigmoid loss (SigLIP): its logits carry a learned bias and its
+        class scores are independent sigmoids, not a softmax."""
+        return logit_bias(self.clip) is not None
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of logits as the backbone reads them: softmax, or a sigmoid per class (SigLIP)."""
+        return torch.sigmoid(logits.float()) if self.sigmoid_logits else logits.float().softmax(dim=-1)
+
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
@@ -226,6 +238,9 @@ class AdaptedCLIP(nn.Module):
             logits = scale * torch.einsum("be,bce->bc", image_n, text_n.to(image_n.dtype))
         else:
             logits = scale * image_n @ text_n.to(image_n.dtype).t()
+        bias = logit_bias(self.clip)
+        if bias is not None:  # SigLIP: logit = scale * cos + bias
+            logits = logits + bias.detach().to(logits.dtype)
         out = StepOutput(image=image_n, text=text_n, logits=logits, scale=scale, zero_shot_text=self.zero_shot_text,
                          image_raw=image_raw, text_raw=text_raw, image_adapted=image, text_adapted=text,
                          labels=batch.labels)
@@ -234,8 +249,15 @@ class AdaptedCLIP(nn.Module):
         return out
 
     def loss_terms(self, out: StepOutput) -> dict[str, torch.Tensor]:
-        """The training loss's terms: the logits' cross-entropy and every active part's extra term."""
-        terms = {"ce": F.cross_entropy(out.logits.float(), out.labels)}
+        """The training loss's terms: the logits' cross-entropy (SigLIP: its sigmoid loss, one positive class per
+        image and every other class a negative, summed over classes and averaged over images as SigLIP's pairwise
+        loss is) and every active part's extra term."""
+        if self.sigmoid_logits:
+            logits = out.logits.float()
+            signs = 2 * F.one_hot(out.labels, logits.shape[-1]).to(logits.dtype) - 1
+            terms = {"sigmoid": -F.logsigmoid(signs * logits).sum(dim=-1).mean()}
+        else:
+            terms = {"ce": F.cross_entropy(out.logits.float(), out.labels)}
         for part in self.active_parts:
             extra = part.loss(out)
             if extra is not None:

@@ -36,9 +36,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..backbones import load_backbone
+from ..backbones.family import embed_dim
 from ..backbones.text import prompt_features
 from ..data.benchmarks import BENCHMARKS
-from ..data.registry import get_dataset, is_embedded
+from ..data.registry import get_dataset, is_embedded, is_folder_dataset
 from ..methods import build_model
 from ..methods.model import AdaptedCLIP
 from ..methods.parts.base import Part
@@ -88,7 +89,7 @@ class DatasetFacts:
     classes: int
     test: int
     templates: tuple[str, ...]
-    source: str  # "split files", "generated" (embedded tasks) or "known counts"
+    source: str  # "split files", "generated" (embedded tasks), "your folder" or "known counts"
 
 
 def dataset_facts(name: str, data_root: str | None = None) -> DatasetFacts:
@@ -96,6 +97,9 @@ def dataset_facts(name: str, data_root: str | None = None) -> DatasetFacts:
     if is_embedded(name):
         ds = get_dataset(name)
         return DatasetFacts(len(ds.classnames), len(ds.split("test")), tuple(ds.templates), "generated")
+    if is_folder_dataset(name):
+        ds = get_dataset(name)
+        return DatasetFacts(len(ds.classnames), len(ds.split("test")), tuple(ds.templates), "your folder")
     info = BENCHMARKS[name]
     if data_root:
         try:
@@ -157,7 +161,7 @@ def _train_mode(model: AdaptedCLIP) -> None:
 
 def _fit(model: AdaptedCLIP, n: int, classes: int, device="cpu") -> None:
     """Fit the parts that need training features on ``n`` random features (their cost is not the point)."""
-    dim = model.clip.visual.output_dim
+    dim = embed_dim(model.clip)
     feats = torch.randn(n, dim, device=device)
     labels = torch.arange(n, device=device) % classes
     data = TrainFeatures(feats.unsqueeze(1), feats, labels)
@@ -177,7 +181,7 @@ class FlopCounter:
         self.name = backbone
         self.base = load_backbone(backbone, None, quick_gelu=quick_gelu)
         self.base.model.visual.to("meta")  # the image encoder is counted on meta tensors: no arithmetic
-        self.dim = self.base.model.visual.output_dim
+        self.dim = embed_dim(self.base.model)
         self.size = self.base.image_size
         self.costs: dict[tuple, MethodCost] = {}
         x = torch.empty(2, 3, self.size, self.size, device="meta")
@@ -461,7 +465,7 @@ def peak_memory(spec: RunSpec, classes: int, device: str) -> str:
         data = Batch(labels=labels, images=torch.randn(batch, 3, backbone.image_size, backbone.image_size,
                                                        device=dev))
     else:
-        data = Batch(labels=labels, features=torch.randn(batch, model.clip.visual.output_dim, device=dev))
+        data = Batch(labels=labels, features=torch.randn(batch, embed_dim(model.clip), device=dev))
     torch.cuda.synchronize(dev)
     torch.cuda.reset_peak_memory_stats(dev)
     with autocast_for(dev):

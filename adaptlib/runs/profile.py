@@ -47,7 +47,7 @@ import yaml
 # importing backbones.load also registers the project's models with open_clip
 from ..backbones.load import BackboneUnavailableError, _resolve_embedded, check_checkpoint
 from ..data.embedded import parse_task_name
-from ..data.registry import dataset_names, get_dataset, is_embedded
+from ..data.registry import check_folder_dataset, dataset_names, get_dataset, is_embedded, is_folder_dataset
 from ..methods import RECIPES
 from ..utils.names import unknown_name_error, unknown_name_message
 from ..utils.paths import REPO_ROOT
@@ -55,7 +55,7 @@ from ..utils.typed import load_yaml
 from .spec import SETTINGS, RunSpec, check_spec
 
 TOP_KEYS = ("name", "description", "backbone", "backbones", "pretrained", "quick_gelu", "results", "run_defaults",
-            "datasets", "shots", "seeds", "methods", "settings", "groups", "cluster")
+            "datasets", "shots", "seeds", "methods", "settings", "groups", "cluster", "extends")
 ENTRY_KEYS = ("method", "parts", "train", "train_by_shots", "part_options", "ensemble_alphas", "save_state",
               "crop_scale", "feature_cache")
 DEFAULT_KEYS = ("crop_scale", "train", "feature_cache")
@@ -167,14 +167,31 @@ def load_profile(path: str | os.PathLike, data_root: str | None = None, check_da
     if not path.is_file():
         raise ProfileError(f"profile file {path} does not exist; profiles live in profiles/ "
                            f"({', '.join(sorted(p.stem for p in path.parent.glob('*.yaml'))) or 'none here'})")
+    profile = parse_profile(read_profile_file(path), path)
+    if check_data:
+        check_profile_data(profile, data_root)
+    return profile
+
+
+def read_profile_file(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """A profile file's mapping, with ``extends: OTHER.yaml`` (relative to the file) resolved: the other profile's
+    keys, each top-level key the file sets replacing the other's (``methods``, ``groups`` and the like as a
+    whole), so a variant (another backbone) states only what differs."""
     try:
         raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ProfileError(f"profile {path} is not valid YAML: {err}") from None
-    profile = parse_profile(raw, path)
-    if check_data:
-        check_profile_data(profile, data_root)
-    return profile
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    base_path = (path.parent / str(raw["extends"])).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ProfileError(f"profile {path}: 'extends' makes a cycle through {base_path}")
+    if not base_path.is_file():
+        raise ProfileError(f"profile {path}: extends {raw['extends']!r}, but {base_path} does not exist")
+    base = read_profile_file(base_path, seen + (path.resolve(),))
+    if not isinstance(base, dict):
+        raise ProfileError(f"profile {base_path} (extended by {path}) must be a mapping")
+    return {**base, **{k: v for k, v in raw.items() if k != "extends"}}
 
 
 def parse_profile(raw: Any, path: Path | None = None) -> Profile:
@@ -387,6 +404,11 @@ def _check_names(profile: Profile, where: str) -> None:
                     parse_task_name(ds)
                 except ValueError as err:
                     raise ProfileError(f"{where}: {grid.name}: dataset {ds!r}: {err}") from None
+            elif is_folder_dataset(ds):
+                try:
+                    check_folder_dataset(ds)
+                except ValueError as err:
+                    raise ProfileError(f"{where}: {grid.name}: {err}") from None
             elif ds not in valid_datasets:
                 raise _unknown(f"{where}: {grid.name}: unknown dataset", ds, valid_datasets)
     checked: set[int] = set()
@@ -450,7 +472,7 @@ def check_profile_data(profile: Profile, data_root: str | None) -> None:
         for ds in grid.datasets + grid.eval_datasets:
             if ds in limits:
                 continue
-            if not is_embedded(ds) and not (data_root or os.environ.get("ADAPTLIB_DATA_ROOT")):
+            if not (is_embedded(ds) or is_folder_dataset(ds) or data_root or os.environ.get("ADAPTLIB_DATA_ROOT")):
                 raise ProfileError(f"profile {profile.path}: dataset {ds!r} is a real benchmark: pass --data-root "
                                    f"DIR (or DATA_ROOT=... to make); data/DATASETS.md says how to get it")
             try:

@@ -188,7 +188,7 @@ def check_spec(spec: RunSpec) -> None:
     every part option (name, type, range), the training options, the dataset names. Raises ``ValueError`` or
     ``KeyError`` with a message naming the bad value and what to do."""
     from ..data.embedded import parse_task_name
-    from ..data.registry import dataset_names, is_embedded
+    from ..data.registry import check_folder_dataset, dataset_names, is_embedded, is_folder_dataset
     from ..methods.registry import build_part
     from ..utils.names import unknown_name_error
     recipe = recipe_for(spec)
@@ -208,6 +208,8 @@ def check_spec(spec: RunSpec) -> None:
     for ds in (spec.dataset, *spec.eval_datasets):
         if is_embedded(ds):
             parse_task_name(ds)
+        elif is_folder_dataset(ds):
+            check_folder_dataset(ds)  # the folder or split file exists (your own images)
         else:
             valid = valid or dataset_names()
             if ds not in valid:

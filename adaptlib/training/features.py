@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..backbones.family import embed_dim
 from ..data.dataset import Sample
 from ..data.transforms import TransformConfig, image_batches
 from ..utils.atomic import remove_damaged, save_cache
@@ -87,7 +88,7 @@ def encode_samples(clip, task, samples: list[Sample], cfg: TransformConfig, trai
         with autocast_for(device):
             out.append(clip.encode_image(images.to(device, non_blocking=True)).float().cpu())
     if not out:
-        return torch.empty(0, clip.visual.output_dim)
+        return torch.empty(0, embed_dim(clip))
     return torch.cat(out)
 
 

@@ -113,19 +113,21 @@ def split_file_hint(info: BenchmarkInfo, folder: Path) -> str:
     return f"download {info.split_file}{where} (CoOp's fixed split, linked in {DOCS}) and put it in {folder}"
 
 
-def read_split_file(path: Path) -> dict[str, list[tuple[str, int, str]]]:
+def read_split_file(path: Path, fix: str = "") -> dict[str, list[tuple[str, int, str]]]:
     """CoOp's ``split_zhou_*.json``: ``{"train"|"val"|"test": [[image path, label, class name], ...]}``, image
-    paths relative to the image folder."""
+    paths relative to the image folder. ``fix`` replaces the advice to download CoOp's file again, for split
+    files a user wrote (folder datasets)."""
     try:
         blob = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise SplitFileError(f"split file {path} is not UTF-8 text ({err}): download it again") from None
+        raise SplitFileError(f"split file {path} is not UTF-8 text ({err}): {fix or 'download it again'}") from None
     except json.JSONDecodeError as err:
-        raise SplitFileError(f"split file {path} is not valid JSON ({err}): download it again") from None
+        raise SplitFileError(f"split file {path} is not valid JSON ({err}): {fix or 'download it again'}") from None
     if not isinstance(blob, dict) or not all(isinstance(blob.get(s), list) for s in ("train", "val", "test")):
         keys = sorted(blob) if isinstance(blob, dict) else type(blob).__name__
+        again = fix or "download CoOp's file again"
         raise SplitFileError(f"split file {path} must be a JSON object with lists 'train', 'val' and 'test' "
-                             f"(found {keys}): download CoOp's file again")
+                             f"(found {keys}): {again}")
     out: dict[str, list[tuple[str, int, str]]] = {}
     for split in ("train", "val", "test"):
         items = []

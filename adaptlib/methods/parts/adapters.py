@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...backbones.family import embed_dim
 from .base import Part, PartConfig, require_range
 
 
@@ -31,7 +32,7 @@ class ClipAdapter(Part):
     config_class = ClipAdapterConfig
 
     def attach(self, model) -> None:
-        dim = model.clip.visual.output_dim
+        dim = embed_dim(model.clip)
         hidden = dim // self.config.reduction
         self.adapter = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(inplace=True),
                                      nn.Linear(hidden, dim, bias=False), nn.ReLU(inplace=True))
@@ -51,7 +52,7 @@ class TextAdapter(Part):
     config_class = TextAdapterConfig
 
     def attach(self, model) -> None:
-        dim = model.clip.text_projection.shape[1]
+        dim = embed_dim(model.clip)
         self.linear = nn.Linear(dim, dim)
         with torch.no_grad():
             self.linear.weight.copy_(torch.eye(dim))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...backbones.family import embed_dim
 from .base import require_range
 from .coop import CoOpConfig, CoOpPrompt
 
@@ -35,7 +36,7 @@ class ConditionalPrompt(CoOpPrompt):
         if self.config.class_specific or self.config.class_token_position != "end":
             raise ValueError("CoCoOp's conditional context is unified, with the class token at the end")
         super().attach(model)
-        vis_dim = model.clip.visual.output_dim
+        vis_dim = embed_dim(model.clip)
         width = self.ctx.shape[-1]
         hidden = vis_dim // self.config.meta_reduction
         self.meta_net = nn.Sequential(OrderedDict([

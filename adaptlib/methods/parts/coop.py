@@ -9,11 +9,13 @@ gives APEX's shallow text prompt "[a photo] of a {class}." from ``init="a photo 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from ...backbones.family import UnsupportedBackboneError, family_of, text_tower
+from ...backbones.text import token_frame
 from .base import ClassesNotSupported, Part, PartConfig, require_choice, require_range
 
 
@@ -42,10 +44,14 @@ class CoOpPrompt(Part):
         cfg = self.config
         if cfg.class_token_position not in ("end", "middle", "front"):
             raise ValueError(f"class_token_position must be end, middle or front, not {cfg.class_token_position!r}")
-        embed = model.clip.token_embedding
+        tower = text_tower(model.clip)
+        embed = tower.module.token_embedding
         width = embed.weight.shape[1]
         self._tokenize = model.tokenizer
         self._embed = embed
+        self._tower = replace(tower, module=None)  # its pooling only: a part keeps no reference to the backbone
+        self._frame = token_frame(model.tokenizer)
+        self._family = family_of(model.clip)
         self.fixed_words = ""
         if cfg.init:
             init_tokens = self._word_tokens(cfg.init)
@@ -73,32 +79,45 @@ class CoOpPrompt(Part):
         self._trained_classes = list(model.classnames)
         self._build_class_buffers(model.classnames)
 
-    def _word_tokens(self, text: str) -> torch.Tensor:
+    def _n_words(self, text: str) -> int:
+        """Word tokens of ``text`` before any truncation (a truncated text counts as filling the context)."""
+        encode = getattr(self._tokenize, "encode", None)
+        if callable(encode):
+            return len(encode(text))
         ids = self._tokenize([text])[0]
-        eot = int(ids.argmax())
-        return ids[1:eot]
+        return len(ids) if self._frame.length(ids) == len(ids) else len(self._frame.words(ids))
+
+    def _word_tokens(self, text: str) -> torch.Tensor:
+        return self._frame.words(self._tokenize([text])[0])
 
     def _build_class_buffers(self, classnames: list[str]) -> None:
-        """Token embeddings around the context: SOS before it, '[fixed words] class .' + EOS (+pad) after."""
+        """Token embeddings around the context: the tokenizer's prefix (CLIP's SOS) before it, '[fixed words]
+        class .' + end-of-text (+pad) after; cut at the longest prompt where the text tower allows it."""
         placeholder = " ".join(["X"] * self.n_ctx)
         middle = f" {self.fixed_words}" if self.fixed_words else ""
         prompts = [f"{placeholder}{middle} {name}." for name in classnames]
         tokens = self._tokenize(prompts)
         context = tokens.shape[1]
-        too_long = [c for c, p in zip(classnames, prompts) if len(self._tokenize.encode(p)) + 2 > context]
+        frame, start = self._frame, self._frame.prefix
+        too_long = [c for c, p in zip(classnames, prompts) if self._n_words(p) + frame.prefix + frame.suffix > context]
         if too_long:
             raise ValueError(f"prompts for classes {too_long[:3]} do not fit the text context of {context} tokens "
                              f"with {self.n_ctx} context vectors: use a smaller n_ctx")
-        eot = tokens.argmax(dim=-1)
-        length = int(eot.max()) + 1
+        x_id = self._word_tokens("X")
+        if len(x_id) != 1 or not bool((tokens[:, start:start + self.n_ctx] == x_id).all()):
+            raise UnsupportedBackboneError(f"part {self.name!r} does not run on this {self._family} backbone: its "
+                                           f"tokenizer does not give one token per placeholder word 'X', so the "
+                                           f"context vectors cannot be spliced in")
+        eot = self._tower.pool_positions(tokens)
+        length = int(eot.max()) + 1 if self._tower.trimmable() else context
         device = self.ctx.device
         tokens = tokens[:, :length].to(device)
         with torch.no_grad():
             emb = self._embed(tokens).float()
-        self.register_buffer("token_prefix", emb[:, :1], persistent=False)
-        self.register_buffer("token_suffix", emb[:, 1 + self.n_ctx:], persistent=False)
+        self.register_buffer("token_prefix", emb[:, :start], persistent=False)
+        self.register_buffer("token_suffix", emb[:, start + self.n_ctx:], persistent=False)
         self.register_buffer("eot_index", eot.to(device), persistent=False)
-        self.name_lens = [len(self._tokenize.encode(n)) for n in classnames]
+        self.name_lens = [len(self._word_tokens(n)) for n in classnames]
 
     def set_classes(self, model, classnames: list[str]) -> None:
         if self.config.class_specific and list(classnames) != self._trained_classes:

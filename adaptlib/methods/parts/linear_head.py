@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...backbones.family import embed_dim
 from ...utils.typed import OptionTypeError
 from .base import ClassesNotSupported, Part, PartConfig, require_range
 
@@ -90,7 +91,7 @@ class LinearHead(Part):
     needs_training_features = True
 
     def attach(self, model) -> None:
-        dim = model.clip.visual.output_dim
+        dim = embed_dim(model.clip)
         self.head = nn.Linear(dim, len(model.classnames))
         self.head.requires_grad_(False)  # fitted in closed form by scikit-learn, not by the training loop
         self._trained_classes = list(model.classnames)

@@ -1,7 +1,9 @@
 """Parts that add no parameters but choose which existing ones train: LayerNorm tuning, BitFit, CLIPFit.
 
 open_clip names (ViT): image tower under ``visual.`` (``ln_pre``, ``transformer.resblocks.{i}.{ln_1, attn,
-ln_2, mlp.c_fc, mlp.c_proj}``, ``ln_post``), text tower ``transformer.resblocks.{i}...`` and ``ln_final``.
+ln_2, mlp.c_fc, mlp.c_proj}``, ``ln_post``), text tower ``transformer.resblocks.{i}...`` and ``ln_final`` (under
+``text.`` in a ``CustomTextCLIP``: SigLIP, EVA-02; their timm image towers are under ``visual.trunk.``). Text-tower
+patterns are matched against names relative to the text tower, so one pattern serves every family.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ...utils.typed import OptionTypeError
+from ...backbones.family import text_tower
 from .base import Part, PartConfig, require_choice
 
 TOWERS = ("image", "text", "both")
@@ -39,6 +42,7 @@ class ParameterSelection(Part):
         raise NotImplementedError
 
     def attach(self, model) -> None:
+        self._text_prefix = text_tower(model.clip).prefix
         for module_name, module in model.clip.named_modules():
             for param_name, param in module.named_parameters(recurse=False):
                 if self.selected(module_name, module, param_name):
@@ -95,7 +99,7 @@ class BitFit(ParameterSelection):
 
     def selected(self, module_name, module, param_name) -> bool:
         _check_tower(self.config.tower, self.name)
-        is_bias = param_name.endswith("bias")
+        is_bias = param_name.endswith("bias") and module_name != ""  # not SigLIP's logit_bias: no layer's bias
         return is_bias and not isinstance(module, nn.LayerNorm) and _in_tower(module_name + ".", self.config.tower)
 
 
@@ -119,7 +123,10 @@ class ClipFitParameters(ParameterSelection):
     config_class = ClipFitConfig
 
     def selected(self, module_name, module, param_name) -> bool:
-        if re.match(self.config.text_bias, module_name) and param_name == "bias":
+        prefix = getattr(self, "_text_prefix", "")
+        text_name = module_name[len(prefix):] if module_name.startswith(prefix) and \
+            not module_name.startswith("visual.") else None
+        if text_name is not None and re.match(self.config.text_bias, text_name) and param_name == "bias":
             return True
         return (self.config.image_layernorms and module_name.startswith("visual.")
                 and isinstance(module, nn.LayerNorm))

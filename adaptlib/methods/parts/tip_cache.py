@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...backbones.family import embed_dim
 from ...utils.typed import OptionTypeError
 from .base import Part, PartConfig, require_range
 
@@ -53,7 +54,7 @@ class TipCache(Part):
         self.alpha = float(self.config.alpha)
         self.beta = float(self.config.beta)
         self.active = True
-        dim = model.clip.visual.output_dim
+        dim = embed_dim(model.clip)
         self.keys = nn.Linear(dim, 1, bias=False)  # replaced in fit(): one row per training image
         self.keys.weight.requires_grad_(self.config.train_keys)
         self.register_buffer("values", torch.zeros(1, len(model.classnames)))

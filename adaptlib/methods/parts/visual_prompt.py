@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...backbones.family import OPENCLIP_VIT, TIMM_VIT, family_of, image_blocks, image_width, unsupported
 from .base import Part, PartConfig, require_range
 
 
@@ -36,9 +37,13 @@ class VisualPrompt(Part):
     modifies_image_encoder = True
 
     def attach(self, model) -> None:
-        visual = model.clip.visual
-        width = visual.conv1.out_channels
-        n_layers = len(visual.transformer.resblocks)
+        family = family_of(model.clip)
+        if family not in (OPENCLIP_VIT, TIMM_VIT):
+            raise unsupported(self.name, model.clip, "visual prompts are appended to a plain ViT's token sequence; "
+                                                     "this image tower's blocks (EVA-02's rotary position "
+                                                     "embedding, or no transformer) take no extra tokens")
+        width = image_width(model.clip)
+        n_layers = len(image_blocks(model.clip))
         depth = (self.config.layers or n_layers) if self.config.deep else 1
         if not 1 <= depth <= n_layers:
             raise ValueError(f"visual prompt layers={depth} must be within 1..{n_layers}")
