@@ -21,7 +21,7 @@ from timm.models.eva import Eva
 from timm.models.vision_transformer import VisionTransformer
 
 from adaptlib.backbones import load_backbone
-from adaptlib.backbones.tokenizers import siglip_stand_in
+from adaptlib.backbones.tokenizers import StandInTokenizer, siglip_stand_in
 
 _TIMM_ONLY = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir", "pretrained")
 
@@ -57,6 +57,7 @@ class Family:
     family: str  # adaptlib.backbones.family's name for it
     timm_model: str | None = None
     stand_in: bool = False  # the real tokenizer is a download: SigLIP framing instead
+    bos: bool = False  # the stand-in starts every text with a begin token (SigLIP 2's Gemma tokenizer: <bos> = 2)
 
     @property
     def test_name(self) -> str:
@@ -78,14 +79,16 @@ class Family:
         return cfg
 
     def tokenizer(self):
-        return siglip_stand_in(32, 1000) if self.stand_in else None
+        if not self.stand_in:
+            return None
+        return StandInTokenizer(32, 1000, prefix=(2,), suffix=(1,), pad=0) if self.bos else siglip_stand_in(32, 1000)
 
 
 FAMILIES = [
     Family("OpenAI / LAION CLIP", "ViT-B-16", "open_clip ViT"),
     Family("MetaCLIP / DFN (QuickGELU)", "ViT-B-16-quickgelu", "open_clip ViT"),
     Family("SigLIP", "ViT-B-16-SigLIP", "timm ViT", "adaptlib_test_siglip_vit", stand_in=True),
-    Family("SigLIP 2", "ViT-B-16-SigLIP2", "timm ViT", "adaptlib_test_siglip_vit", stand_in=True),
+    Family("SigLIP 2", "ViT-B-16-SigLIP2", "timm ViT", "adaptlib_test_siglip_vit", stand_in=True, bos=True),
     Family("EVA-02", "EVA02-B-16", "timm EVA", "adaptlib_test_eva02"),
 ]
 _REGISTERED: set[str] = set()
