@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from adaptlib.methods import RECIPES
 from PIL import Image
 
 from adaptlib.cli import main
@@ -446,7 +448,9 @@ def test_the_image_check_is_cached_and_follows_changes(tmp_path: Path, monkeypat
 
 
 # ------------------------------------------------------------------------------------------------ runs
-RUNS = [(m, s) for m in ("zeroshot", "coop", "linear_probe") for s in ("few_shot", "base_to_new")]
+# every method few-shot, and base-to-new for one of each kind (zero-shot, a prompt learner, a closed-form probe)
+RUNS = [(m, "few_shot") for m in sorted(RECIPES)] + \
+    [(m, "base_to_new") for m in ("zeroshot", "coop", "linear_probe")]
 
 
 @pytest.fixture(scope="module")
