@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from adaptlib.methods import RECIPES
 from PIL import Image
 
 from adaptlib.cli import main
@@ -24,6 +22,7 @@ from adaptlib.data import folder as F
 from adaptlib.data.check import check_root, exit_code, format_report
 from adaptlib.data.protocol import NotEnoughShotsError, sample_few_shot, subsample_classes
 from adaptlib.data.registry import get_dataset
+from adaptlib.methods import RECIPES
 from adaptlib.runs.profile import load_profile
 from adaptlib.runs.run import execute
 from adaptlib.runs.spec import RunSpec
