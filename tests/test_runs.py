@@ -139,3 +139,21 @@ def test_cli_errors_are_clear(tmp_path, capsys, argv, message):
 def test_params_command(capsys):
     assert main(["params", "--method", "coop", "--backbone", "adaptlib-test"]) == 0
     assert "512 trainable parameters" in capsys.readouterr().out  # 16 context vectors x width 32
+
+
+@pytest.mark.parametrize("method", ["layernorm", "clip_lora", "bitfit"])
+def test_a_run_that_tunes_the_image_encoder_caches_only_frozen_features(method):
+    """The first run of a task on a fresh feature cache is one that changes the image encoder: the test features
+    it caches after training (for its drift and any ensemble) are the frozen backbone's, so a frozen-feature run
+    after it reads the same features as on a fresh cache, and the drift it reports is not zero."""
+    spec = RunSpec(method, "shape", shots=2, seed=1, train={"max_steps": 4, "lr": 0.5}, **TINY)
+    first = execute(spec)
+    assert first["metrics"]["image_feature_drift"] > 1e-4
+    after = execute(RunSpec("coop", "shape", shots=2, seed=1, train={"max_steps": 2}, **TINY))
+    from adaptlib.utils.paths import cache_dir
+
+    for f in cache_dir("features").rglob("*"):
+        if f.is_file():
+            f.unlink()
+    fresh = execute(RunSpec("coop", "shape", shots=2, seed=1, train={"max_steps": 2}, **TINY))
+    assert after["metrics"] == fresh["metrics"]

@@ -109,9 +109,14 @@ class Run:
         return self.model.parts_with_inference_option("alpha")
 
     def frozen(self, task: FewShotTask, samples, split: str, views: int = 0) -> torch.Tensor:
-        return frozen_features(self.backbone, task, samples, split, self.tf_cfg, self.device, self.cache,
-                               views=views, seed=self.spec.seed, batch_size=self.ctx.batch_size_eval,
-                               num_workers=self.ctx.num_workers, progress=self.ctx.progress)
+        """The frozen backbone's features of ``samples``: from the cache, or encoded by the backbone with every
+        part switched off and its trained weights at their frozen values. The model's CLIP is the backbone's own
+        module, which parts tune in place (LayerNorms, biases) or wrap (LoRA): encoded after training without
+        ``frozen_view``, the adapted features would be cached as frozen ones for every later run of the task."""
+        with self.model.frozen_view():
+            return frozen_features(self.backbone, task, samples, split, self.tf_cfg, self.device, self.cache,
+                                   views=views, seed=self.spec.seed, batch_size=self.ctx.batch_size_eval,
+                                   num_workers=self.ctx.num_workers, progress=self.ctx.progress)
 
     def labels(self, samples) -> torch.Tensor:
         return torch.tensor([s.label for s in samples], dtype=torch.long)
