@@ -25,7 +25,7 @@ from ..methods.parts.base import ClassesNotSupported, Part
 from ..methods.state import save_adapted_state
 from ..methods.step import Batch, TrainFeatures
 from ..training.data import FeatureBatches, ImageBatches
-from ..training.evaluate import accuracy, encode_adapted, predict
+from ..training.evaluate import accuracy, calibration_metrics, encode_adapted, predict, predict_logits
 from ..training.features import FeatureCache, frozen_features
 from ..training.loop import TrainLog, train
 from ..training.together import Member, alone_reason, group_key, train_together
@@ -160,7 +160,10 @@ class Run:
                                      self.ctx.num_workers)
         return frozen, encoded
 
-    def score(self, task: FewShotTask, samples, split: str, cache: dict | None = None) -> float:
+    def score(self, task: FewShotTask, samples, split: str, cache: dict | None = None,
+              details: tuple[dict, dict, str] | None = None) -> float:
+        """Accuracy on ``samples``; with ``details`` = (metrics, per-class record, prefix) also the calibration
+        metrics (ECE, NLL, worst-class accuracy) under ``prefix`` and the per-class accuracies."""
         key = (split, len(samples))
         if cache is not None and key in cache:
             frozen, encoded = cache[key]
@@ -169,7 +172,13 @@ class Run:
             if cache is not None:
                 cache[key] = (frozen, encoded)
         y = self.labels(samples)
-        return accuracy(predict(self.model, y, self.device, frozen=frozen, encoded=encoded), y)
+        logits = predict_logits(self.model, y, self.device, frozen=frozen, encoded=encoded)
+        if details is not None:
+            metrics, per_class_record, prefix = details
+            values, per_class = calibration_metrics(self.model.probabilities(logits), y, task.classnames)
+            metrics.update({prefix + name: value for name, value in values.items()})
+            per_class_record[split] = per_class
+        return accuracy(logits.argmax(dim=1), y)
 
     def tune(self) -> dict:
         """Hyper-parameters that parts choose on the few-shot validation set, never on test."""
@@ -191,25 +200,30 @@ class Run:
 
         return {p.name: p.tune_on_validation(self.model, evaluate_val, forward_val) for p in tunable}
 
-    def evaluate(self, features_cache: dict) -> dict:
-        """Metrics of the setting with the model as it is configured now."""
+    def evaluate(self, features_cache: dict, per_class: dict | None = None) -> dict:
+        """Metrics of the setting with the model as it is configured now; with ``per_class`` (filled with each
+        test split's per-class accuracy) also the test splits' calibration metrics."""
         spec, tt = self.spec, self.train_task
         metrics: dict = {}
+
+        def details(prefix: str) -> tuple[dict, dict, str] | None:
+            return None if per_class is None else (metrics, per_class, prefix)
+
         if spec.setting == "base_to_new":
             self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
-            base = self.score(tt, tt.test, "test-base", features_cache)
+            base = self.score(tt, tt.test, "test-base", features_cache, details("base_"))
             new_task = subsample_classes(self.task, "new")
             try:
                 new_templates = self.templates_for(new_task.dataset.name, new_task.templates)
                 self.model.set_classes(new_task.classnames, new_templates)
-                new = self.score(new_task, new_task.test, "test-new", features_cache)
+                new = self.score(new_task, new_task.test, "test-new", features_cache, details("new_"))
             except ClassesNotSupported as err:
                 new, metrics["new_note"] = None, str(err)
             hm = 2 * base * new / (base + new) if new is not None and base + new > 0 else None
             metrics.update({"base_accuracy": base, "new_accuracy": new, "hm": hm})
         elif self.ctx.evaluate_on == "test":
             self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
-            metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache)
+            metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache, details(""))
             for target in spec.eval_datasets:
                 metrics[f"accuracy@{target}"] = self.score_target(target)
         if tt.val:  # what a practitioner sees: the few-shot validation set (min(K, 4) per class), never test
@@ -322,7 +336,8 @@ def finish(prep: Prepared, log: TrainLog | None) -> dict:
         chosen.setdefault(name, {}).update(values)
     clock("tune")
     features_cache: dict = {}
-    metrics = run.evaluate(features_cache)
+    per_class: dict = {}
+    metrics = run.evaluate(features_cache, per_class)
     if spec.ensemble_alphas and run.ensemble_parts:
         metrics.update(run.ensemble_sweep(spec.ensemble_alphas, features_cache))
     if ctx.evaluate_on == "test":
@@ -338,6 +353,7 @@ def finish(prep: Prepared, log: TrainLog | None) -> dict:
         "recipe": {"parts": [[n, o] for n, o in recipe.part_options(spec.setting, spec.dataset)],
                    "train": prep.train_cfg.to_dict(), "paper": recipe.paper},
         "metrics": metrics,
+        "per_class_accuracy": per_class,
         "chosen": chosen,
         "train": log.to_dict() if log else {"steps": 0, "trainable_parameters": 0},
         "trainable_parameters": model.num_trainable() + model.num_fitted(),
@@ -358,7 +374,8 @@ def train_alone(prep: Prepared) -> TrainLog | None:
     if m is None:
         return None
     return train(prep.run.model, m.batches, prep.train_cfg, m.total_steps, m.steps_per_epoch, prep.run.device,
-                 progress=prep.ctx.progress, desc=f"{spec.method_label} {spec.dataset} K={spec.shots}")
+                 progress=prep.ctx.progress, desc=f"{spec.method_label} {spec.dataset} K={spec.shots}",
+                 shots=spec.shots)
 
 
 def execute(spec: RunSpec, ctx: RunContext | None = None) -> dict:

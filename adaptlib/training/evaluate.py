@@ -24,12 +24,12 @@ def encode_adapted(model: AdaptedCLIP, task, samples, cfg: TransformConfig, devi
 
 
 @torch.no_grad()
-def predict(model: AdaptedCLIP, labels: torch.Tensor, device, frozen: torch.Tensor | None = None,
-            encoded: torch.Tensor | None = None, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels from precomputed features: ``encoded`` (the model's own encoder output) when the image
-    encoder is adapted, else ``frozen`` features; ``frozen`` also feeds ensembles."""
+def predict_logits(model: AdaptedCLIP, labels: torch.Tensor, device, frozen: torch.Tensor | None = None,
+                   encoded: torch.Tensor | None = None, batch_size: int = 512) -> torch.Tensor:
+    """Inference logits [N, C] (float, CPU) from precomputed features: ``encoded`` (the model's own encoder
+    output) when the image encoder is adapted, else ``frozen`` features; ``frozen`` also feeds ensembles."""
     model.eval()
-    preds = []
+    out = []
     n = len(labels)
     for i in range(0, n, batch_size):
         sl = slice(i, i + batch_size)
@@ -38,8 +38,48 @@ def predict(model: AdaptedCLIP, labels: torch.Tensor, device, frozen: torch.Tens
                       encoded=encoded[sl] if encoded is not None else None).to(device)
         with autocast_for(device):
             logits = model.predict(batch)
-        preds.append(logits.float().argmax(dim=1).cpu())
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+        out.append(logits.float().cpu())
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+@torch.no_grad()
+def predict(model: AdaptedCLIP, labels: torch.Tensor, device, frozen: torch.Tensor | None = None,
+            encoded: torch.Tensor | None = None, batch_size: int = 512) -> torch.Tensor:
+    """Predicted labels (the argmax of :func:`predict_logits`)."""
+    logits = predict_logits(model, labels, device, frozen, encoded, batch_size)
+    return logits.argmax(dim=1) if len(logits) else torch.empty(0, dtype=torch.long)
+
+
+CALIBRATION_METRICS = ("ece", "nll", "worst_class_accuracy")
+
+
+def calibration_metrics(probabilities: torch.Tensor, labels: torch.Tensor, classnames: list[str],
+                        bins: int = 15) -> tuple[dict[str, float], dict[str, float]]:
+    """({ece, nll, worst_class_accuracy}, per-class accuracy by class name) of class probabilities [N, C].
+
+    ECE: the expected calibration error over ``bins`` equal-width confidence bins (Guo et al., 2017; the
+    confidence is the top class's probability), NLL: the mean negative log-probability of the true class, both
+    on probabilities normalised over the classes (a sigmoid model's scores are renormalised to compare). Worst
+    class: the lowest accuracy of a class with test images."""
+    if len(labels) == 0:
+        raise ValueError("cannot compute calibration metrics on an empty split")
+    p = probabilities.double()
+    p = p / p.sum(dim=1, keepdim=True).clamp_min(1e-300)
+    confidence, predicted = p.max(dim=1)
+    correct = (predicted == labels).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            ece += float(inside.double().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
+    nll = float(-p[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
+    per_class = {}
+    for c, name in enumerate(classnames):
+        mask = labels == c
+        if mask.any():
+            per_class[name] = float(correct[mask].mean())
+    return {"ece": ece, "nll": nll, "worst_class_accuracy": min(per_class.values())}, per_class
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
