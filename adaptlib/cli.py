@@ -260,11 +260,13 @@ def _result_lines(spec, result: dict) -> list[str]:
     metrics = result["metrics"]
     trained = bool(result["recipe"]["parts"])
     shots = f"{spec.shots} shots, seed {spec.seed}" if trained else "zero-shot: no training images"
-    scores, drift, notes = [], [], []
+    scores, calibration, drift, notes = [], [], [], []
     for key, value in metrics.items():
         if "drift" in key:
             drift.append(f"{key.removesuffix('_feature_drift')} {value:.4f}" if isinstance(value, float)
                          else f"{key.removesuffix('_feature_drift')} n/a")
+        elif key.endswith(("ece", "nll", "worst_class_accuracy")) and isinstance(value, float):
+            calibration.append(f"{key} {value:.3f}" if key.endswith("nll") else f"{key} {100 * value:.2f}%")
         elif isinstance(value, float):
             scores.append(f"{key} {100 * value:.2f}%")
         elif value is None:
@@ -272,6 +274,8 @@ def _result_lines(spec, result: dict) -> list[str]:
         else:
             notes.append(f"{key}: {value}")
     lines = [f"{spec.method_label} on {spec.dataset} ({spec.setting}, {shots}): " + ", ".join(scores)]
+    if calibration:
+        lines.append("calibration (ECE over 15 bins, NLL in nats): " + ", ".join(calibration))
     if drift:
         lines.append("representation drift (1 - cosine to the frozen model's features): " + ", ".join(drift))
     return lines + notes

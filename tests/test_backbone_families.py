@@ -25,7 +25,9 @@ from backbone_families import FAMILIES, Family, build, register
 CLASSES = ["cat", "dog", "red circle", "ship"]
 TEMPLATES = ["a photo of a {}."]
 # (family label, method) -> the part that refuses, by design
-UNSUPPORTED = {("EVA-02", m): "visual_prompt" for m in ("vpt_shallow", "vpt_deep", "apex")}
+UNSUPPORTED = {("EVA-02", m): "visual_prompt" for m in ("vpt_shallow", "vpt_deep", "apex", "promptsrc")}
+UNSUPPORTED[("EVA-02", "maple")] = "maple_prompt"  # vision prompts coupled to the text prompts: a plain ViT's
+UNSUPPORTED.update({(f, "prolip"): "visual_projection" for f in ("SigLIP", "SigLIP 2")})  # no image projection
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def fitted_and_trained(model: AdaptedCLIP, steps: int = 1) -> tuple[torch.Tensor
         batch = Batch(labels=labels, images=images, features=frozen)
         cfg = TrainConfig(optimizer="sgd", lr=0.5, warmup_epochs=0, batch_size=8)
         log = train(model, lambda epoch: iter([batch]), cfg, total_steps=steps, steps_per_epoch=1,
-                    device=torch.device("cpu"))
+                    device=torch.device("cpu"), shots=2)
     model.eval()
     return images, frozen, log
 

@@ -63,14 +63,21 @@ def test_the_layernorm_and_bitfit_baselines_keep_their_epochs():
 
 
 # ------------------------------------------------------------------------------------------- 2. the DTD prompt
+# Methods whose reference code prompts ImageNet with an ensemble: Tip-Adapter's seven templates (Tip-Adapter, and
+# the datasets/imagenet.py of ProLIP, LP++ and GDA, which copy it), CLAP's eight (Tip's seven + CoOp's)
+IMAGENET_ENSEMBLES = {**{name: TIP_ADAPTER_IMAGENET_TEMPLATES
+                         for name in ("tip_adapter", "tip_adapter_f", "prolip", "lp_plus_plus", "gda")},
+                      **{name: TIP_ADAPTER_IMAGENET_TEMPLATES + ("a photo of a {}.",) for name in ("zs_lp", "clap")}}
+
+
 def test_dtd_prompt_per_method():
     default = BENCHMARKS["dtd"].templates
     assert tuple(default) == ("{} texture.",)
     for name, recipe in {**RECIPES, "hybrid": hybrid_recipe([("coop_prompt", {})])}.items():
         expected = [TEXTURE] if name in ("kgcoop", "clipfit") else ["{} texture."]
         assert recipe.templates_for("dtd", default) == expected, name
-        for dataset in FEW_SHOT_BENCHMARKS:  # every other dataset keeps its CoOp template (Tip-Adapter: test 4)
-            if dataset != "dtd" and not (dataset == "imagenet" and name.startswith("tip_")):
+        for dataset in FEW_SHOT_BENCHMARKS:  # every other dataset keeps its CoOp template (ImageNet: test 4)
+            if dataset != "dtd" and not (dataset == "imagenet" and name in IMAGENET_ENSEMBLES):
                 assert recipe.templates_for(dataset, BENCHMARKS[dataset].templates) == \
                     list(BENCHMARKS[dataset].templates), (name, dataset)
 
@@ -152,8 +159,7 @@ def test_tip_adapter_prompts_imagenet_with_its_seven_templates(data_root):
         "a {} in a video game.", "art of the {}.", "a photo of the small {}.")
     default = BENCHMARKS["imagenet"].templates
     for name, recipe in RECIPES.items():
-        tip = name in ("tip_adapter", "tip_adapter_f")
-        expected = list(TIP_ADAPTER_IMAGENET_TEMPLATES) if tip else ["a photo of a {}."]
+        expected = list(IMAGENET_ENSEMBLES.get(name, ("a photo of a {}.",)))
         assert recipe.templates_for("imagenet", default) == expected, name
     assert RECIPES["tip_adapter"].templates_for("caltech101", ("a photo of a {}.",)) == ["a photo of a {}."]
     run = built_run("tip_adapter", "imagenet", "few_shot", data_root)
@@ -277,8 +283,11 @@ def test_tip_adapter_f_and_clip_lora_decay_every_iteration(method, eta_min):
         scheduler.step()
 
 
+NO_LOOP = ("lp_plus_plus", "gda")  # fitted in closed form or by their own full-batch descent: no schedule
+
+
 def test_every_dassl_based_recipe_steps_per_epoch():
-    per_step = {"tip_adapter_f", "clip_lora", "zeroshot", "linear_probe", "tip_adapter"}
+    per_step = {"tip_adapter_f", "clip_lora", "zeroshot", "linear_probe", "tip_adapter", "prolip", *NO_LOOP}
     for name, recipe in RECIPES.items():
         assert recipe.train.schedule_per_epoch == (name not in per_step), name
     assert hybrid_recipe([("coop_prompt", {}), ("layernorm", {})]).train.schedule_per_epoch
@@ -302,7 +311,7 @@ def test_the_paper_profile_follows_each_reference_schedule():
     for spec, cfg in effective_configs("paper"):
         methods.add(spec.method)
         assert cfg.schedule_per_epoch == (spec.method not in ("tip_adapter_f", "clip_lora", "zeroshot", "linear_probe",
-                                                              "tip_adapter")), spec.method_label
+                                                              "tip_adapter", "prolip", *NO_LOOP)), spec.method_label
     assert {"coop", "cocoop", "kgcoop", "clip_adapter", "clipfit", "apex", "hybrid", "clip_lora"} <= methods
 
 

@@ -39,7 +39,7 @@ def trained_model(backbone, name: str, steps: int = 2) -> tuple[AdaptedCLIP, tor
         batch = Batch(labels=labels, images=images, features=frozen)
         cfg = TrainConfig(optimizer="sgd", lr=0.5, warmup_epochs=0, batch_size=8)
         train(model, lambda epoch: iter([batch]), cfg, total_steps=steps, steps_per_epoch=1,
-              device=torch.device("cpu"))
+              device=torch.device("cpu"), shots=2)
     model.eval()
     return model, images, frozen
 

@@ -155,6 +155,28 @@ def image_width(clip: nn.Module) -> int:
     return int(visual.conv1.out_channels)
 
 
+def image_projection(clip: nn.Module) -> nn.Parameter | None:
+    """The last linear map of the image tower into the joint space, the matrix ProLIP tunes: an open_clip ViT's
+    ``visual.proj`` [W, E] (features = pooled token @ proj), a timm tower's projection head ``visual.head.proj``
+    or a trunk head into the joint space (EVA-02: ``visual.trunk.head``) and a ResNet's attention-pool output
+    projection ``visual.attnpool.c_proj``, each a Linear whose weight [E, W] is returned (its bias, if any, is
+    not). None when the tower has none: SigLIP's attention-pool head is its output, with no projection after it."""
+    visual = clip.visual
+    proj = getattr(visual, "proj", None)
+    if isinstance(proj, nn.Parameter):
+        return proj
+    head = getattr(visual, "head", None)
+    if isinstance(getattr(head, "proj", None), nn.Linear):
+        return head.proj.weight
+    trunk_head = getattr(getattr(visual, "trunk", None), "head", None)
+    if isinstance(trunk_head, nn.Linear) and trunk_head.out_features == embed_dim(clip):
+        return trunk_head.weight
+    pool = getattr(visual, "attnpool", None)
+    if isinstance(getattr(pool, "c_proj", None), nn.Linear):
+        return pool.c_proj.weight
+    return None
+
+
 def logit_bias(clip: nn.Module) -> torch.Tensor | None:
     """SigLIP's learned logit bias (its logits are sigmoid scores); None for softmax CLIPs."""
     bias = getattr(clip, "logit_bias", None)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .family import text_tower
+from .family import UnsupportedBackboneError, text_tower
 from .load import Backbone
 
 
@@ -35,41 +35,74 @@ def zero_shot_classifier(backbone: Backbone, classnames: Sequence[str], template
     return average_templates(encode_texts(backbone, class_prompts(classnames, templates)), len(classnames))
 
 
-def encode_text_embeddings(model, embeddings: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class DeepTextPrompts:
+    """Deep text prompts (MaPLe, IVLP/PromptSRC): before text block i >= 1, ``tokens(i)`` ([n, W], or None for
+    none) replaces the n positions from ``start`` on (right after the tokenizer's prefix, where the prompt
+    learner's context sits): the previous block's outputs at the context positions are dropped, as in the
+    reference code."""
+
+    tokens: Callable[[int], torch.Tensor | None]
+    start: int
+
+
+def _blocks_with_deep_prompts(transformer, x: torch.Tensor, mask: torch.Tensor | None,
+                              deep: DeepTextPrompts) -> torch.Tensor:
+    """open_clip's ``Transformer.forward`` block by block (batch first), with the deep prompts spliced in."""
+    if not getattr(transformer, "batch_first", True):
+        raise UnsupportedBackboneError("deep text prompts need a batch-first text transformer (open_clip >= 2.24)")
+    for i, block in enumerate(transformer.resblocks):
+        tokens = deep.tokens(i) if i > 0 else None
+        if tokens is not None:
+            start, n = deep.start, tokens.shape[0]
+            tokens = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+            x = torch.cat([x[:, :start], tokens, x[:, start + n:]], dim=1)
+        x = block(x, attn_mask=mask)
+    return x
+
+
+def encode_text_embeddings(model, embeddings: torch.Tensor, eot_index: torch.Tensor,
+                           deep: DeepTextPrompts | None = None) -> torch.Tensor:
     """Run the text transformer on token embeddings [N, L, W] (L <= context length) and project the token each
     prompt is pooled at (``eot_index``: CLIP's end-of-text token, the last position for SigLIP).
 
     With a causal mask, positions after the EOT never influence it, so prompts can be encoded at the length they
     need instead of the full context: identical features, less compute (a bidirectional tower is given the whole
     context: ``TextTower.trimmable``). Prompt learners (CoOp, APEX) call this with their own context vectors
-    spliced into the embeddings.
+    spliced into the embeddings; deep prompt learners (MaPLe, IVLP) also give ``deep``, which runs the blocks one
+    by one to splice their tokens in (without it, the transformer runs as the model's own ``encode_text``).
     """
     tower = text_tower(model)
     text = tower.module
     length = embeddings.shape[1]
     x = embeddings + text.positional_embedding[:length].to(embeddings.dtype)
     mask = text.attn_mask[:length, :length] if text.attn_mask is not None else None
-    x = text.transformer(x, attn_mask=mask)
+    if deep is None:
+        x = text.transformer(x, attn_mask=mask)
+    else:
+        x = _blocks_with_deep_prompts(text.transformer, x, mask, deep)
     x = text.ln_final(x)
     x = x[torch.arange(x.shape[0], device=x.device), eot_index]
     return tower.project(x)
 
 
-def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: int | None = 128) -> torch.Tensor:
-    """Text features [N, E] of prompt embeddings [N, L, W], ``chunk`` prompts at a time (None: all at once).
+def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: int | None = 128,
+                   deep: DeepTextPrompts | None = None) -> torch.Tensor:
+    """Text features [N, E] of prompt embeddings [N, L, W], ``chunk`` prompts at a time (None: all at once);
+    ``deep``: deep text prompts spliced in before the deeper blocks (``encode_text_embeddings``).
 
     With gradients on and more prompts than ``chunk``, each chunk runs under activation checkpointing: its
     activations are recomputed in backward instead of kept, so memory grows with the chunk, not the class count.
     """
     if chunk is None or embeddings.shape[0] <= chunk:
-        return encode_text_embeddings(model, embeddings, eot)
+        return encode_text_embeddings(model, embeddings, eot, deep)
     outs = []
     for start in range(0, embeddings.shape[0], chunk):
         emb, idx = embeddings[start:start + chunk], eot[start:start + chunk]
         if torch.is_grad_enabled():
-            outs.append(checkpoint(encode_text_embeddings, model, emb, idx, use_reentrant=False))
+            outs.append(checkpoint(encode_text_embeddings, model, emb, idx, deep, use_reentrant=False))
         else:
-            outs.append(encode_text_embeddings(model, emb, idx))
+            outs.append(encode_text_embeddings(model, emb, idx, deep))
     return torch.cat(outs)
 
 

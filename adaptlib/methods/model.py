@@ -18,9 +18,10 @@ from torch import nn
 
 from ..backbones.family import logit_bias
 from ..backbones.load import Backbone
-from ..backbones.text import average_templates, class_prompts, encode_prompts, prompt_features
+from ..backbones.text import (DeepTextPrompts, average_templates, class_prompts, encode_prompts, prompt_features,
+                              token_frame)
 from .encoders import encode_image
-from .parts.base import Part
+from .parts.base import Part, overrides
 from .step import Batch, StepOutput
 
 
@@ -37,6 +38,7 @@ class AdaptedCLIP(nn.Module):
         self.tokenizer = backbone.tokenizer
         self.templates = list(templates)
         self.text_chunk = text_chunk
+        self._text_prefix: int | None = None  # the tokenizer's prefix length, read when deep text prompts need it
         self.parts = nn.ModuleList(parts)
         self._check_parts()
         self.classnames: list[str] = []
@@ -206,25 +208,49 @@ class AdaptedCLIP(nn.Module):
         prompt = self.visual_prompt
         return encode_image(self.clip, batch.images, prompt.visual_tokens if prompt is not None else None)
 
+    def deep_text_prompts(self, learner: Part) -> DeepTextPrompts | None:
+        """The prompt learner's deep text prompts (``Part.text_tokens``), spliced in right after the tokenizer's
+        prefix; None for a learner without them, whose prompts then run through the text encoder unchanged."""
+        if not overrides(learner, "text_tokens"):
+            return None
+        if self._text_prefix is None:
+            self._text_prefix = token_frame(self.tokenizer).prefix
+        return DeepTextPrompts(learner.text_tokens, self._text_prefix)
+
     def text_features_raw(self, image_features: torch.Tensor | None = None) -> torch.Tensor:
         """Class text features before feature adapters: [C, E], or [B, C, E] for conditional prompts."""
         learner = self.prompt_learner
         if learner is not None:
             emb, eot = learner.prompt_embeddings(self, image_features)
+            deep = self.deep_text_prompts(learner)
             if emb.dim() == 4:  # one prompt set per image (CoCoOp)
                 b, c = emb.shape[:2]
-                flat = encode_prompts(self.clip, emb.flatten(0, 1), eot.repeat(b), self.text_chunk)
+                flat = encode_prompts(self.clip, emb.flatten(0, 1), eot.repeat(b), self.text_chunk, deep=deep)
                 return flat.view(b, c, -1)
-            return encode_prompts(self.clip, emb, eot, self.text_chunk)
+            return encode_prompts(self.clip, emb, eot, self.text_chunk, deep=deep)
         if any(p.modifies_text_encoder for p in self.active_parts):
             feats = prompt_features(self.clip, self.template_tokens, self.text_chunk)
             return average_templates(feats, len(self.classnames), renormalise=False)
         return self.zero_shot_text
 
+    @torch.no_grad()
+    def frozen_image_features(self, batch: Batch) -> torch.Tensor | None:
+        """The frozen model's unnormalised image features of ``batch``: its cached ones, else its images through
+        the encoder with every part off (None when the batch has neither, e.g. encoder outputs only)."""
+        if batch.features is not None:
+            return batch.features
+        if batch.images is None:
+            return None
+        with self.frozen_view():
+            return self.image_features_raw(Batch(images=batch.images))
+
     def forward(self, batch: Batch) -> StepOutput:
+        parts = self.active_parts
+        # first, before the adapted forward builds its graph: frozen_view restores tuned weights in place
+        frozen_image = self.frozen_image_features(batch) if self.training and any(
+            p.needs_frozen_image for p in parts) else None
         image_raw = self.image_features_raw(batch)
         image = image_raw
-        parts = self.active_parts
         for part in parts:
             image = part.image_features(image)
         image_n = F.normalize(image, dim=-1)
@@ -243,7 +269,7 @@ class AdaptedCLIP(nn.Module):
             logits = logits + bias.detach().to(logits.dtype)
         out = StepOutput(image=image_n, text=text_n, logits=logits, scale=scale, zero_shot_text=self.zero_shot_text,
                          image_raw=image_raw, text_raw=text_raw, image_adapted=image, text_adapted=text,
-                         labels=batch.labels)
+                         labels=batch.labels, frozen_image=frozen_image)
         for part in parts:
             out.logits = part.logits(out.logits, out)
         return out

@@ -37,6 +37,9 @@ class Recipe:
     # the reference files the defaults come from (repository: path), and where paper and code disagree, which
     # one is followed and why
     source: str = ""
+    # part options for a dataset in one setting only, applied after the setting's and the dataset's (PromptSRC's
+    # few-shot GPA on five datasets): {setting: {dataset: {part: {option: value}}}}
+    setting_dataset_options: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
 
     def templates_for(self, dataset: str, default) -> list[str]:
         """The prompt templates this method uses on ``dataset``: its own where its reference code has them, else
@@ -52,6 +55,8 @@ class Recipe:
             for ds, per_part in self.dataset_options.items():
                 if dataset.split("@")[0] == ds:
                     merged.update(per_part.get(name, {}))
+            merged.update(self.setting_dataset_options.get(setting, {}).get(dataset.split("@")[0], {})
+                          .get(name, {}))
             out.append((name, merged))
         return out
 
@@ -113,6 +118,63 @@ TIP_SOURCE = ("gaopengcuhk/Tip-Adapter: configs/<dataset>.yaml (search_scale, se
               "lr, train_epoch), main.py, utils.py (search_hp), datasets/imagenet.py (7 templates)")
 APEX_SOURCE = ("YangYongJin/APEX: configs/trainers/APEX/vit_b16_c2_ep15_batch16_2+2ctx.yaml, "
                "vit_b16_c2_ep5_batch16_2+2ctx_imagenet.yaml, trainers/apex.py, docs/INSTALL.md (Adadelta)")
+# CLAP's code (jusiro/CLAP) trains ZS-LP and CLAP alike: configs/trainers/SGD_lr1e-1_B256_ep300.yaml (SGD 0.1,
+# Dassl's momentum 0.9, no weight decay, batch 256, 300 epochs at every shot count, one constant warm-up epoch at
+# 1e-5, cosine stepped per epoch), on frozen features of 20 augmented passes over the support set
+# (trainers/adapters.py epochs_aumentation; Dassl's random resized crop 0.08-1 and flip); ImageNet is prompted with
+# Tip-Adapter's 7 templates plus "a photo of a {}." (_get_base_text_features), the other datasets with CoOp's one
+CLAP_SGD = TrainConfig(optimizer="sgd", lr=0.1, weight_decay=0.0, momentum=0.9, batch_size=256, epochs={1: 300},
+                       warmup_epochs=1, warmup_lr=1e-5, schedule_per_epoch=True, views=20)
+CLAP_TEMPLATES = {"imagenet": TIP_ADAPTER_IMAGENET_TEMPLATES + ("a photo of a {}.",)}
+CLAP_SOURCE = ("jusiro/CLAP: configs/trainers/SGD_lr1e-1_B256_ep300.yaml, trainers/adapters.py (AdapterMethod: "
+               "zero-shot init of the prototypes, zero_shot_constraint, init_lagrangian_multipliers; "
+               "_get_base_text_features: unnormalised mean over templates; ADAPTER.train: 20 augmented passes), "
+               "train.py (TRAINER.ADAPTER defaults), scripts/adapt.sh, experiments/experiment_ZSLP.txt, "
+               "experiment_CLAP.txt")
+# LP++ and GDA fit on frozen features in closed form or by their own full-batch descent: no training loop; their
+# support features are augmented with random resized crop 0.5-1 and flip (LP++ main.py, main_imagenet.py via
+# datasets/imagenet.py; GDA main_few_shots.py), LP++ one pass, GDA ten (configs/few_shots/*.yaml augment_epoch)
+LPPP_SOURCE = ("FereshteShakeri/FewShot-CLIP-Strong-Baseline: methods/linear_probe_p2.py (LinearProbe_P2, "
+               "calculate_lr_w, calculate_lr_alpha, calculate_init_alpha), methods/utils.py (compute_centroids, "
+               "compute_centroids_alpha), configs/base.yaml (train_epoch 300), main.py, main_imagenet.py, "
+               "datasets/imagenet.py (7 templates, crop 0.5-1)")
+GDA_SOURCE = ("mrflogs/ICLR24: main_few_shots.py (class means, KS estimator of the shared precision, alpha grid), "
+              "configs/few_shots/<dataset>.yaml (augment_epoch 10), datasets/imagenet.py (7 templates)")
+# MaPLe (configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml, scripts/maple/base2new_train_maple.sh): SGD 0.0035,
+# batch 4, 5 epochs on every dataset (ImageNet too), Dassl's constant warm-up epoch at 1e-5 and per-epoch cosine;
+# cross-dataset from ImageNet (vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml): depth 3, lr 0.0026, 2 epochs
+MAPLE_SGD = TrainConfig(optimizer="sgd", lr=0.0035, batch_size=4, epochs={1: 5}, warmup_epochs=1, warmup_lr=1e-5,
+                        schedule_per_epoch=True)
+MAPLE_SOURCE = ("muzairkhattak/multimodal-prompt-learning: configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml, "
+                "vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml, trainers/maple.py (MultiModalPromptLearner), "
+                "clip/model.py (ResidualAttentionBlock_MaPLe, VisionTransformer_MaPLe), scripts/maple/*.sh; the "
+                "code has no few-shot config: few-shot runs use the base-to-new one")
+# PromptSRC (muzairkhattak/PromptSRC configs/trainers/PromptSRC/): SGD 0.0025, batch 4, Dassl's warm-up and cosine;
+# few-shot vit_b16_c2_ep50_batch4_4+4ctx_few_shot.yaml: 50 epochs, GPA mean 30, std 30 (45 and 5 on Cars,
+# Flowers, Aircraft, DTD, EuroSAT); base-to-new vit_b16_c2_ep20_batch4_4+4ctx.yaml: 20 epochs, GPA 15 and 1;
+# cross-dataset vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets.yaml: prompt depth 3, 20 epochs, GPA 6 and 10
+PROMPTSRC_SGD = TrainConfig(optimizer="sgd", lr=0.0025, batch_size=4, epochs={1: 50}, warmup_epochs=1,
+                            warmup_lr=1e-5, schedule_per_epoch=True)
+PROMPTSRC_FEW_SHOT_GPA = {d: {"prompt_aggregation": {"mean": 45.0, "std": 5.0}}
+                          for d in ("stanford_cars", "oxford_flowers", "fgvc_aircraft", "dtd", "eurosat")}
+PROMPTSRC_SOURCE = ("muzairkhattak/PromptSRC: configs/trainers/PromptSRC/vit_b16_c2_ep50_batch4_4+4ctx_few_shot.yaml, "
+                    "vit_b16_c2_ep20_batch4_4+4ctx.yaml, vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets.yaml, "
+                    "trainers/promptsrc.py (VLPromptLearner, forward_backward: SCL losses and GPA), "
+                    "trainers/imagenet_templates.py (60 templates), clip/model.py (ResidualAttentionBlock_IVLP), "
+                    "scripts/promptsrc/*.sh")
+# ProLIP (astra-vision/ProLIP configs/base.yaml, configs/experiments/few_shot_no_val_lr1e-5_lambda_1_N.yaml,
+# base_to_new_VITB16.yaml, DG_VITB16.yaml; methods/ProLIP.py): Adam (eps 1e-4, no weight decay) at 1e-5, 300 epochs
+# of one full-batch step each (the whole few-shot set), CosineAnnealingLR(T_max=300) stepped every epoch, no
+# warm-up; support images cropped at scale 0.5-1 (main.py); ImageNet prompted with Tip-Adapter's 7 templates
+PROLIP_FULL_BATCH = 16_000  # the whole few-shot set: ImageNet at 16 shots, the protocol's largest, is 16,000 images
+PROLIP_ADAM = TrainConfig(optimizer="adamw", lr=1e-5, eps=1e-4, weight_decay=0.0, batch_size=PROLIP_FULL_BATCH,
+                          epochs={1: 300}, warmup_epochs=0)
+PROLIP_SOURCE = ("astra-vision/ProLIP: methods/ProLIP.py (VisProjViT, MSELoss(reduction='sum'), Adam eps 1e-4, "
+                 "CosineAnnealingLR per epoch, lambda_funct_1_N), configs/base.yaml (lr_v 1e-5, train_epoch 300, "
+                 "lambda 1/N), configs/experiments/few_shot_no_val_lr1e-5_lambda_1_N.yaml, base_to_new_VITB16.yaml, "
+                 "DG_VITB16.yaml, main.py (crop 0.5-1), datasets/imagenet.py (7 templates); code not followed: it "
+                 "trains on pre-projection features cached for 300 augmented views (one view a step), here the image "
+                 "encoder runs on freshly augmented images every step (the same distribution of views)")
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("zeroshot", (), NO_TRAINING, "Radford et al., ICML 2021",
@@ -205,6 +267,53 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            source="MaxZanella/CLIP-LoRA: run_utils.py (defaults), lora.py (AdamW, per-iteration CosineAnnealingLR "
                   "with eta_min 1e-6), loralib/layers.py (PlainMultiheadAttentionLoRA, LinearLoRA: a dropout per "
                   "q, k, v)"),
+    Recipe("zs_lp", (("zs_linear_head", {}),), CLAP_SGD, "Silva-Rodriguez et al., CVPR 2024",
+           "linear probe on frozen features initialised at the zero-shot classifier, CLIP's temperature",
+           dataset_templates=CLAP_TEMPLATES,
+           source=CLAP_SOURCE + " (INIT ZS, CONSTRAINT none)"),
+    Recipe("clap", (("zs_linear_head", {}), ("class_adaptive_constraint", {})), CLAP_SGD,
+           "Silva-Rodriguez et al., CVPR 2024",
+           "ZS-LP plus a class-wise L2 penalty to the zero-shot prototypes, multipliers from zero-shot support "
+           "accuracy; no validation set", dataset_templates=CLAP_TEMPLATES,
+           source=CLAP_SOURCE + " (INIT ZS, CONSTRAINT l2); the multipliers stay fixed, as in the code's l2 "
+                  "runs: the augmented-Lagrangian outer step of the paper's formulation (outer_step, only with an "
+                  "'adaptative' constraint) is not run by the published scripts and is not implemented"),
+    Recipe("lp_plus_plus", (("lp_plus_plus", {}),), TrainConfig(epochs={1: 0}, views=1),
+           "Huang et al., CVPR 2024",
+           "linear probe blended with the text embeddings by class-wise multipliers; data-driven init, "
+           "Lipschitz step sizes, 300 full-batch iterations", crop_scale=(0.5, 1.0),
+           dataset_templates=TIP_TEMPLATES,
+           source=LPPP_SOURCE + "; code not followed: it reports the test accuracy of the iteration that is best "
+                  "on the few-shot val, here the last iterate is kept (no validation search); float32, not float16"),
+    Recipe("gda", (("gda", {}),), TrainConfig(epochs={1: 0}, views=10), "Wang et al., ICLR 2024",
+           "Gaussian discriminant analysis (class means, shared KS-shrinkage precision) ensembled with zero-shot; "
+           "alpha searched on the few-shot val", crop_scale=(0.5, 1.0), dataset_templates=TIP_TEMPLATES,
+           source=GDA_SOURCE + "; code not followed: it searches alpha on the full validation split (on the test "
+                  "set for ImageNet), here on the few-shot val; ImageNet's support crop is 0.08-1 there "
+                  "(datasets/imagenet.py), 0.5-1 here as on the other datasets; new classes (main_base2new.py "
+                  "synthesises their classifiers) are refused"),
+    Recipe("maple", (("maple_prompt", {"n_ctx": 2, "init": "a photo of a", "depth": 9}),), MAPLE_SGD,
+           "Khattak et al., CVPR 2023",
+           "deep text prompts in the first 9 blocks (2 tokens, 'a photo' of 'a photo of a'), vision prompts coupled "
+           "to them by a linear layer per block",
+           setting_options={"cross_dataset": {"maple_prompt": {"depth": 3}}},
+           setting_train={"cross_dataset": {"lr": 0.0026, "epochs": 2}}, source=MAPLE_SOURCE),
+    Recipe("promptsrc", (("deep_text_prompt", {"n_ctx": 4, "init": "a photo of a", "depth": 9}),
+                         ("visual_prompt", {"n_tokens": 4, "deep": True, "layers": 9}),
+                         ("self_consistency", {"text_weight": 25.0, "image_weight": 10.0, "logit_weight": 1.0}),
+                         ("prompt_aggregation", {"mean": 30.0, "std": 30.0})),
+           PROMPTSRC_SGD, "Khattak et al., ICCV 2023",
+           "independent deep text and vision prompts (9 blocks, 4 tokens each), self-consistency losses to the "
+           "frozen model (L1 text 25, L1 image 10, KL logits 1; text targets from 60 templates), Gaussian "
+           "prompt aggregation over epochs",
+           setting_options={"base_to_new": {"prompt_aggregation": {"mean": 15.0, "std": 1.0}},
+                            "cross_dataset": {"deep_text_prompt": {"depth": 3}, "visual_prompt": {"layers": 3},
+                                              "prompt_aggregation": {"mean": 6.0, "std": 10.0}}},
+           setting_train={"base_to_new": {"epochs": 20}, "cross_dataset": {"epochs": 20}},
+           setting_dataset_options={"few_shot": PROMPTSRC_FEW_SHOT_GPA}, source=PROMPTSRC_SOURCE),
+    Recipe("prolip", (("visual_projection", {"rule": "1/N"}),), PROLIP_ADAM, "Fahes et al., arXiv 2410.05270",
+           "the image tower's last projection (768 x 512) fine-tuned with lambda ||W - W0||_F^2, lambda = 1/N "
+           "(validation-free)", crop_scale=(0.5, 1.0), dataset_templates=TIP_TEMPLATES, source=PROLIP_SOURCE),
 ]}
 
 HYBRID_TRAIN = DASSL_SGD

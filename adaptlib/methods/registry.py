@@ -10,13 +10,20 @@ from ..utils.names import unknown_name_error
 from .parts.base import Part
 from .parts.cocoop import ConditionalPrompt
 from .parts.coop import CoOpPrompt
+from .parts.deep_text_prompt import DeepTextPrompt
 from .parts.ensemble import AdaptiveEnsemble
+from .parts.gda import GDA
 from .parts.linear_head import LinearHead
 from .parts.lora import LoRA
+from .parts.lp_plus_plus import LPPlusPlus
+from .parts.maple import MaPLePrompt
+from .parts.prolip import VisualProjection
+from .parts.promptsrc import PromptAggregation, SelfConsistency
 from .parts.regularisers import TextRegulariser
 from .parts.selections import BitFit, ClipFitParameters, LayerNormTuning
 from .parts.tip_cache import TipCache
 from .parts.visual_prompt import VisualPrompt
+from .parts.zs_probe import ClassAdaptiveConstraint, ZSLinearHead
 
 PARTS: dict[str, type[Part]] = {}
 
@@ -33,6 +40,11 @@ def register_part(cls: type[Part]) -> type[Part]:
 
 for _cls in (CoOpPrompt, ConditionalPrompt, TextRegulariser, ClipAdapter, TextAdapter, TipCache, LayerNormTuning,
              BitFit, ClipFitParameters, VisualPrompt, LoRA, AdaptiveEnsemble, LinearHead):
+    register_part(_cls)
+for _cls in (ZSLinearHead, ClassAdaptiveConstraint, LPPlusPlus, GDA):  # few-shot probes on frozen features
+    register_part(_cls)
+# deep vision-language prompts and PromptSRC's self-regulation (MaPLe, PromptSRC); ProLIP's projection tuning
+for _cls in (DeepTextPrompt, MaPLePrompt, SelfConsistency, PromptAggregation, VisualProjection):
     register_part(_cls)
 
 

@@ -56,3 +56,17 @@ class StepOutput:
     text_adapted: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
+    # the frozen model's unnormalised image features of the batch, in training, when a part asks for them
+    # (``Part.needs_frozen_image``: PromptSRC's self-consistency losses); None otherwise
+    frozen_image: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What the training loop is about to do, told to every part before the first step
+    (``Part.begin_training``) and at each epoch's end (``Part.end_epoch``)."""
+
+    total_steps: int
+    steps_per_epoch: int
+    epochs: int  # ceil(total_steps / steps_per_epoch): the last one may be cut short by a step cap
+    shots: int | None = None  # K training images per class (None: the caller did not say)

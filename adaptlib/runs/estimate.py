@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..backbones import load_backbone
@@ -170,6 +171,24 @@ def _fit(model: AdaptedCLIP, n: int, classes: int, device="cpu") -> None:
             part.fit(model, data, data)
 
 
+def _resize_class_rows(model: AdaptedCLIP, old: int, new: int) -> None:
+    """Give the class-specific parts' per-class tensors (rows = classes: CLAP's zero-shot base and multipliers, a
+    zero-shot-initialised head) ``new`` random rows, so a step is counted at the run's class count without
+    encoding its class names (only FLOPs are counted; the values do not matter)."""
+    if old == new:
+        return
+    for part in model.parts:
+        if not part.class_specific:
+            continue
+        for name, tensor in [*part.named_parameters(recurse=False), *part.named_buffers(recurse=False)]:
+            if tensor.dim() >= 1 and tensor.shape[0] == old:
+                rows = torch.randn(new, *tensor.shape[1:], dtype=tensor.dtype, device=tensor.device)
+                setattr(part, name, nn.Parameter(rows, tensor.requires_grad) if isinstance(tensor, nn.Parameter)
+                        else rows)
+        if hasattr(part, "_trained_classes"):
+            part._trained_classes = _names(new)
+
+
 def _tunes(model: AdaptedCLIP) -> bool:
     return any(type(p).tune_on_validation is not Part.tune_on_validation for p in model.parts)
 
@@ -250,6 +269,8 @@ class FlopCounter:
             if cost.trains:
                 cost.image_train = count_flops(lambda: m.image_features_raw(Batch(images=images)).float().sum()
                                                .backward()) / 2
+                if any(p.needs_frozen_image for p in m.parts):  # the frozen encoder's forward of each image too
+                    cost.image_train += self.frozen_image
             m.eval()
             with torch.no_grad():
                 cost.image_eval = count_flops(lambda: m.image_features_raw(Batch(images=images))) / 2
@@ -265,6 +286,7 @@ class FlopCounter:
 
         def step(batch: int, classes: int, shots: int) -> float:
             if (classes, shots) not in seen:
+                _resize_class_rows(model, len(model.classnames), classes)
                 model.classnames = _names(classes)
                 model.zero_shot_text = F.normalize(torch.randn(classes, self.dim), dim=-1)
                 _fit(model, classes * shots, classes)

@@ -51,7 +51,8 @@ TEXT_FEATURES_FILE = "class_text_features.safetensors"
 TENSORS_FILE = "adapter.safetensors"
 WEIGHTS_KIND, PARTS_KIND = "open_clip_weights", "adaptlib_parts"
 # hooks that change what the model computes at inference: a part overriding any of them is more than weights
-FORWARD_HOOKS = ("prompt_embeddings", "visual_tokens", "image_features", "text_features", "logits", "ensemble")
+FORWARD_HOOKS = ("prompt_embeddings", "visual_tokens", "text_tokens", "image_features", "text_features", "logits",
+                 "ensemble")
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..methods.model import AdaptedCLIP
-from ..methods.step import Batch
+from ..methods.step import Batch, TrainingPlan
 from ..methods.train_config import TrainConfig
 
 
@@ -146,8 +146,14 @@ def autocast_for(device: torch.device):
 
 
 def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], cfg: TrainConfig, total_steps: int,
-          steps_per_epoch: int, device: torch.device, progress: bool = False, desc: str = "train") -> TrainLog:
-    """Train ``model`` for ``total_steps`` steps, drawing batches from ``epoch_batches(epoch)`` epoch by epoch."""
+          steps_per_epoch: int, device: torch.device, progress: bool = False, desc: str = "train",
+          shots: int | None = None) -> TrainLog:
+    """Train ``model`` for ``total_steps`` steps, drawing batches from ``epoch_batches(epoch)`` epoch by epoch.
+
+    Every part hears of the plan before the first step, and of each epoch's end and the training's end
+    (``Part.begin_training``, ``end_epoch``, ``end_training``; no-ops unless a part needs them). ``shots``: the
+    run's K images per class, for parts whose settings depend on it.
+    """
     from tqdm.auto import tqdm
 
     params = [p for _, p in model.trainable_parameters()]
@@ -157,6 +163,7 @@ def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], c
     optimizer = build_optimizer(parameter_groups(model, cfg), cfg)
     total = total_steps
     epochs = -(-total // steps_per_epoch)
+    plan = TrainingPlan(total, steps_per_epoch, epochs, shots)
     start = time.perf_counter()
     step = 0
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, mininterval=1.0)
@@ -165,6 +172,8 @@ def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], c
     for part in model.parts:
         part.train()
     try:
+        for part in model.active_parts:
+            part.begin_training(model, plan)
         for epoch in range(epochs):
             losses = []
             for batch in epoch_batches(epoch):
@@ -197,8 +206,12 @@ def train(model: AdaptedCLIP, epoch_batches: Callable[[int], Iterator[Batch]], c
             if losses:
                 log.epoch_loss.append(float(np.mean(losses)))
             log.epochs = epoch + 1
+            for part in model.active_parts:
+                part.end_epoch(model, epoch, plan)
             if step >= total:
                 break
+        for part in model.active_parts:
+            part.end_training(model, plan)
     finally:
         bar.close()
         model.eval()

@@ -25,6 +25,7 @@ import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from ..methods.model import AdaptedCLIP
+from ..methods.parts.base import TRAINING_HOOKS, overrides
 from ..methods.step import Batch
 from ..methods.train_config import TrainConfig
 from .loop import (NonFiniteLossError, TrainingMemory, TrainLog, autocast_for, build_optimizer, lr_at,
@@ -49,6 +50,9 @@ def alone_reason(member: Member) -> str | None:
         return "a part changes an encoder's weights (the runs cannot share one frozen backbone)"
     if any(isinstance(mod, torch.nn.Dropout) and mod.p > 0 for p in model.parts for mod in p.modules()):
         return "a part draws random numbers in its forward pass (dropout)"
+    if any(overrides(p, hook) for p in model.parts for hook in TRAINING_HOOKS):
+        return "a part acts at the start or end of training or between epochs (the vectorised program does not " \
+               "call it)"
     if not model.trainable_parameters():
         return "nothing to train"
     if model.prompt_learner is not None and len(model.classnames) > model.text_chunk:

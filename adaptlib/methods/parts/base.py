@@ -21,7 +21,7 @@ from torch import nn
 
 from ...utils.names import unknown_keys_error
 from ...utils.typed import OptionTypeError, coerce, field_types
-from ..step import StepOutput, TrainFeatures
+from ..step import StepOutput, TrainFeatures, TrainingPlan
 
 
 @dataclass
@@ -99,6 +99,7 @@ class Part(nn.Module):
     is_visual_prompt: ClassVar[bool] = False  # inserts tokens into the image transformer
     class_specific: ClassVar[bool] = False  # holds parameters tied to the training classes
     needs_training_features: ClassVar[bool] = False  # reads frozen features of the training set (Tip cache)
+    needs_frozen_image: ClassVar[bool] = False  # its loss reads the frozen model's features of each training batch
     inference_options: ClassVar[tuple[str, ...]] = ()  # config options that act only at inference (no retraining)
 
     def __init__(self, config: PartConfig | None = None):
@@ -178,6 +179,13 @@ class Part(nn.Module):
         """Visual prompt tokens [n, W] for transformer layer ``layer`` (0-based), or None (visual prompts only)."""
         return None
 
+    def text_tokens(self, layer: int) -> torch.Tensor | None:
+        """Deep text prompt tokens [n, W] for text transformer block ``layer`` (>= 1), or None. Before that block
+        they replace the n positions right after the tokenizer's prefix, where a prompt learner's context sits, as
+        MaPLe's and IVLP's text encoders do. Only the model's prompt learner is asked, and only when it overrides
+        this hook: without one the text encoder runs exactly as before."""
+        return None
+
     def prompt_embeddings(self, model, image_features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(token embeddings [C, L, W] or [B, C, L, W], EOT index [C]) of the class prompts (prompt learners)."""
         raise NotImplementedError
@@ -198,6 +206,18 @@ class Part(nn.Module):
         """An extra loss term for this step (regularisers), or None."""
         return None
 
+    # ------------------------------------------------------------------ training hooks (the loop calls them)
+    def begin_training(self, model, plan: TrainingPlan) -> None:
+        """Before the first step of gradient training: what the run will do (epochs, steps, shots), for parts
+        whose settings depend on it (ProLIP's lambda = 1/K) or that keep state across epochs."""
+
+    def end_epoch(self, model, epoch: int, plan: TrainingPlan) -> None:
+        """After the last step of epoch ``epoch`` (0-based; a step-capped run's last epoch may be partial):
+        PromptSRC's Gaussian-weighted aggregation of the parameters over epochs."""
+
+    def end_training(self, model, plan: TrainingPlan) -> None:
+        """After the last step, before evaluation (load an aggregate of the parameters)."""
+
     # ------------------------------------------------------------------ inference
     def ensemble(self, model, out: StepOutput, frozen_image: torch.Tensor) -> torch.Tensor | None:
         """Inference-time logits that ensemble with the frozen model, or None (ensembles only)."""
@@ -213,6 +233,14 @@ class Part(nn.Module):
     # ------------------------------------------------------------------ bookkeeping
     def extra_repr(self) -> str:
         return ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in fields(self.config))
+
+
+TRAINING_HOOKS = ("begin_training", "end_epoch", "end_training")
+
+
+def overrides(part: Part, hook: str) -> bool:
+    """Whether ``part``'s class overrides the base hook ``hook`` (a part that does not is a no-op there)."""
+    return getattr(type(part), hook) is not getattr(Part, hook)
 
 
 class ClassesNotSupported(RuntimeError):

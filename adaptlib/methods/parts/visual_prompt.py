@@ -21,7 +21,7 @@ from .base import Part, PartConfig, require_range
 class VisualPromptConfig(PartConfig):
     n_tokens: int = 8
     deep: bool = True
-    layers: int | None = None  # deep prompts in the first `layers` blocks (default: all)
+    layers: int | None = None  # deep prompts in the first `layers` blocks (default: all; at most the tower's)
     init_std: float = 0.02
 
     def check(self) -> None:
@@ -44,9 +44,8 @@ class VisualPrompt(Part):
                                                      "embedding, or no transformer) take no extra tokens")
         width = image_width(model.clip)
         n_layers = len(image_blocks(model.clip))
-        depth = (self.config.layers or n_layers) if self.config.deep else 1
-        if not 1 <= depth <= n_layers:
-            raise ValueError(f"visual prompt layers={depth} must be within 1..{n_layers}")
+        # a depth set for a deeper tower (PromptSRC's 9 of ViT-B/16's 12) prompts every block of a shallower one
+        depth = min(self.config.layers or n_layers, n_layers) if self.config.deep else 1
         self.tokens = nn.Parameter(torch.empty(depth, self.config.n_tokens, width).normal_(std=self.config.init_std))
 
     def visual_tokens(self, layer: int) -> torch.Tensor | None:
