@@ -93,6 +93,9 @@ def _add_run(sub) -> None:
     p.add_argument("--shots", type=int, default=16, help="K training images per class (>= 1)")
     p.add_argument("--seed", type=int, default=1, help="seed of the few-shot subset, initialisation and data order")
     p.add_argument("--setting", default="few_shot", help="few_shot | base_to_new | cross_dataset")
+    p.add_argument("--selection", default="few_shot_val",
+                   help="model selection: few_shot_val (choices on min(K, 4) validation images per class), fixed "
+                        "(no validation data: published settings), oracle_test (choices on test; labelled oracle)")
     p.add_argument("--profile", default=None,
                    help="take the run's settings (backbone, crop scale, training options) for --method from this "
                         "sweep profile (embedded, smoke, paper or a file), as its sweep runs it (default: the "
@@ -181,7 +184,7 @@ def _run_spec(args):
         backbone=args.backbone or "adaptlib-tiny", pretrained=args.pretrained or "embedded",
         quick_gelu=args.quick_gelu, hybrid_parts=tuple(hybrid_parts), part_options=part_options, train=train,
         eval_datasets=eval_datasets, crop_scale=args.crop_scale, feature_cache=not args.no_feature_cache,
-        label=label,
+        label=label, selection=args.selection,
     )
     return spec, "recipe"
 
@@ -204,7 +207,8 @@ def _profile_spec(args, part_options: dict, train: dict, hybrid_parts: list, eva
     if args.backbone or args.pretrained or args.quick_gelu is not None:
         bb = BackboneChoice(args.backbone or bb.name, args.pretrained or bb.pretrained,
                             bb.quick_gelu if args.quick_gelu is None else args.quick_gelu)
-    spec = profile.method_spec(args.method, args.dataset, args.shots, args.seed, args.setting, bb, eval_datasets)
+    spec = profile.method_spec(args.method, args.dataset, args.shots, args.seed, args.setting, bb, eval_datasets,
+                               selection=args.selection)
     changes: dict = {}
     if part_options:
         changes["part_options"] = _merge(spec.part_overrides(), part_options)
@@ -273,7 +277,10 @@ def _result_lines(spec, result: dict) -> list[str]:
             scores.append(f"{key} n/a")
         else:
             notes.append(f"{key}: {value}")
-    lines = [f"{spec.method_label} on {spec.dataset} ({spec.setting}, {shots}): " + ", ".join(scores)]
+    from .runs.selection import selection_label
+
+    lines = [f"{selection_label(spec.method_label, spec.selection)} on {spec.dataset} ({spec.setting}, {shots}): "
+             + ", ".join(scores)]
     if calibration:
         lines.append("calibration (ECE over 15 bins, NLL in nats): " + ", ".join(calibration))
     if drift:

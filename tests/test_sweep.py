@@ -270,18 +270,27 @@ def test_sigkill_in_the_middle_then_resume_gives_the_uninterrupted_table(tmp_pat
 
 
 def test_two_sweeps_on_one_store_do_each_run_once(tmp_path):
+    """Two sweep processes on one store: every run finishes once and the table is the one-process table. Whether
+    both get work depends on the machine starting them at once (on a loaded one the second may start after the
+    first is done), so the store is tried afresh up to three times until both did work; every try must be
+    correct."""
     profile = write_profile(tmp_path)
-    reference_dir, shared = tmp_path / "reference", tmp_path / "shared"
+    reference_dir = tmp_path / "reference"
     run_sweep(profile, results=reference_dir, progress=False)
-    procs = [sweep_cli(profile, shared) for _ in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
-    done = done_events(shared)
-    assert len(done) == RUNS and set(done.values()) == {1}
-    ran = [int(out.split(" ran,")[0].rsplit(" ", 1)[-1]) for out in outputs]
-    assert sum(ran) == RUNS and min(ran) > 0, outputs  # both did work, none twice
-    assert table_text(shared) == table_text(reference_dir)
-    print(f"two sweeps on one store: {ran[0]} + {ran[1]} runs of {RUNS}, each finished once")
+    for attempt in range(3):
+        shared = tmp_path / f"shared{attempt}"
+        procs = [sweep_cli(profile, shared) for _ in range(2)]
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        done = done_events(shared)
+        assert len(done) == RUNS and set(done.values()) == {1}  # each run finished once
+        ran = [int(out.split(" ran,")[0].rsplit(" ", 1)[-1]) for out in outputs]
+        assert sum(ran) == RUNS, outputs  # none twice
+        assert table_text(shared) == table_text(reference_dir)
+        if min(ran) > 0:
+            break
+    assert min(ran) > 0, f"in three tries the two sweeps never ran at the same time: {outputs}"
+    print(f"two sweeps on one store: {ran[0]} + {ran[1]} runs of {RUNS}, each finished once (try {attempt + 1})")
 
 
 def test_submitit_local_executor_runs_the_same_sweep(tmp_path):

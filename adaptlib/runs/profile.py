@@ -12,6 +12,7 @@ A profile holds (every key but ``methods`` optional)::
     datasets: [shape, colour]        # the default grid of every setting and group
     shots: [1, 4, 16]
     seeds: [1, 2, 3]
+    selections: [few_shot_val]       # model selection (runs.selection): few_shot_val | fixed | oracle_test
     methods:                         # label -> entry; the label names the method in tables
       coop: {train: {lr: 0.002}}
       clipfit@lambda=0: {method: clipfit, part_options: {text_regulariser: {weight: 0.0}}}
@@ -29,7 +30,9 @@ A method entry may set ``method``, ``parts`` (hybrids), ``train``, ``train_by_sh
 training overrides applied over ``train`` (the nearest lower key applies), e.g. the learning rates calibrated per
 shot count: ``train_by_shots: {1: {lr: 0.02}, 4: {lr: 0.006}, 16: {lr: 0.002}}``. Everything is validated before any run starts: unknown
 names get the nearest valid one, every part and training option is checked against its type and range, and shot
-counts are checked against the smallest class of each dataset. Numbers may be written as the papers write them
+counts are checked against the smallest class of each dataset. ``selections`` (top level or per setting and
+group) runs every method under each model selection: under ``fixed`` the ``train_by_shots`` values are not applied
+(they are chosen on the few-shot validation set), under ``oracle_test`` the parts choose on test. Numbers may be written as the papers write them
 (``lr: 2e-4``; plain YAML would read that as a string).
 """
 
@@ -52,14 +55,15 @@ from ..methods import RECIPES
 from ..utils.names import unknown_name_error, unknown_name_message
 from ..utils.paths import REPO_ROOT
 from ..utils.typed import load_yaml
+from .selection import FEW_SHOT_VAL, FIXED, SELECTIONS
 from .spec import SETTINGS, RunSpec, check_spec
 
 TOP_KEYS = ("name", "description", "backbone", "backbones", "pretrained", "quick_gelu", "results", "run_defaults",
-            "datasets", "shots", "seeds", "methods", "settings", "groups", "cluster", "extends")
+            "datasets", "shots", "seeds", "selections", "methods", "settings", "groups", "cluster", "extends")
 ENTRY_KEYS = ("method", "parts", "train", "train_by_shots", "part_options", "ensemble_alphas", "save_state",
               "crop_scale", "feature_cache")
 DEFAULT_KEYS = ("crop_scale", "train", "feature_cache")
-GRID_KEYS = ("methods", "datasets", "shots", "seeds", "eval_datasets")
+GRID_KEYS = ("methods", "datasets", "shots", "seeds", "eval_datasets", "selections")
 GROUP_KEYS = ("setting",) + GRID_KEYS
 CLUSTER_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
                 "runs_per_job", "account", "qos", "constraint")
@@ -96,6 +100,7 @@ class Grid:
     shots: list[int]
     seeds: list[int]
     eval_datasets: list[str] = field(default_factory=list)
+    selections: list[str] = field(default_factory=lambda: [FEW_SHOT_VAL])
 
 
 @dataclass
@@ -115,8 +120,9 @@ class Profile:
 
     def method_spec(self, label: str, dataset: str, shots: int, seed: int, setting: str = "few_shot",
                     backbone: BackboneChoice | None = None, eval_datasets: tuple[str, ...] = (),
-                    entry: MethodEntry | None = None) -> RunSpec:
-        """The RunSpec of method ``label`` of this profile on one dataset, shot count and seed."""
+                    entry: MethodEntry | None = None, selection: str = FEW_SHOT_VAL) -> RunSpec:
+        """The RunSpec of method ``label`` of this profile on one dataset, shot count and seed; under the ``fixed``
+        selection without the entry's ``train_by_shots`` (values chosen on validation)."""
         if entry is None:
             if label not in self.methods:
                 raise unknown_name_error(f"method label of profile {self.name!r}", label, self.methods)
@@ -124,8 +130,8 @@ class Profile:
         bb = backbone or self.backbones[0]
         values: dict[str, Any] = {k: v for k, v in self.run_defaults.items() if k != "train"}
         values.update({k: v for k, v in entry.fields.items() if k not in ("train", "train_by_shots")})
-        train = {**self.run_defaults.get("train", {}), **entry.fields.get("train", {}),
-                 **for_shots(entry.fields.get("train_by_shots", {}), int(shots))}
+        calibrated = {} if selection == FIXED else for_shots(entry.fields.get("train_by_shots", {}), int(shots))
+        train = {**self.run_defaults.get("train", {}), **entry.fields.get("train", {}), **calibrated}
         if "crop_scale" in values and values["crop_scale"] is not None:
             values["crop_scale"] = tuple(float(x) for x in values["crop_scale"])
         if "hybrid_parts" in values:
@@ -133,7 +139,7 @@ class Profile:
         return RunSpec(method=entry.method, dataset=dataset, shots=int(shots), seed=int(seed), setting=setting,
                        backbone=bb.name, pretrained=bb.pretrained, quick_gelu=bb.quick_gelu, train=train,
                        eval_datasets=tuple(eval_datasets), label="" if entry.label == entry.method else entry.label,
-                       **values)
+                       selection=selection, **values)
 
     def expand(self) -> list[RunSpec]:
         """Every run of the profile, each once (a run named by two grids is one run), in profile order."""
@@ -144,9 +150,10 @@ class Profile:
                     for dataset in grid.datasets:
                         for shots in grid.shots:
                             for seed in grid.seeds:
-                                spec = self.method_spec(entry.label, dataset, shots, seed, grid.setting, bb,
-                                                        tuple(grid.eval_datasets), entry)
-                                seen.setdefault(spec.key(), spec)
+                                for selection in grid.selections:
+                                    spec = self.method_spec(entry.label, dataset, shots, seed, grid.setting, bb,
+                                                            tuple(grid.eval_datasets), entry, selection)
+                                    seen.setdefault(spec.key(), spec)
         return list(seen.values())
 
 
@@ -203,6 +210,7 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
     datasets = _names(raw.get("datasets", []), f"{where}: datasets")
     shots = _ints(raw.get("shots", [16]), f"{where}: shots", minimum=1)
     seeds = _ints(raw.get("seeds", [1]), f"{where}: seeds", minimum=0)
+    selections = _selections(raw.get("selections", [FEW_SHOT_VAL]), f"{where}: selections")
     defaults = raw.get("run_defaults") or {}
     _check_mapping(defaults, f"{where}: run_defaults")
     _check_keys(defaults, DEFAULT_KEYS, f"{where}: run_defaults")
@@ -225,7 +233,7 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
         _check_mapping(body, f"{where}: settings.{setting}")
         _check_keys(body, GRID_KEYS, f"{where}: settings.{setting}")
         grids.append(_grid(setting, setting, body.get("methods", default_methods), body, methods, datasets, shots,
-                           seeds, f"{where}: settings.{setting}"))
+                           seeds, f"{where}: settings.{setting}", selections))
     groups = raw.get("groups") or {}
     _check_mapping(groups, f"{where}: groups")
     for name, body in groups.items():
@@ -237,7 +245,7 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
         if "methods" not in body:
             raise ProfileError(f"{where}: groups.{name} needs 'methods' (labels of 'methods' or inline entries)")
         grids.append(_grid(str(name), setting, body["methods"], body, methods, datasets, shots, seeds,
-                           f"{where}: groups.{name}"))
+                           f"{where}: groups.{name}", selections))
     if not grids:
         raise ProfileError(f"{where} runs nothing: add 'settings' (few_shot, base_to_new, cross_dataset) or 'groups'")
     cluster = raw.get("cluster") or {}
@@ -365,7 +373,7 @@ def _entry(label: str, body: Any, where: str) -> MethodEntry:
 
 
 def _grid(name: str, setting: str, methods: Any, body: dict, known: dict[str, MethodEntry], datasets: list[str],
-          shots: list[int], seeds: list[int], here: str) -> Grid:
+          shots: list[int], seeds: list[int], here: str, selections: list[str] | None = None) -> Grid:
     if isinstance(methods, dict):
         entries = [_entry(str(label), e, f"{here}.methods.{label}") for label, e in methods.items()]
     elif isinstance(methods, list):
@@ -386,7 +394,19 @@ def _grid(name: str, setting: str, methods: Any, body: dict, known: dict[str, Me
         raise ProfileError(f"{here}: the cross_dataset setting needs eval_datasets, the datasets to evaluate on after "
                            f"training on its datasets (e.g. eval_datasets: [imagenet_v2, imagenet_sketch])")
     return Grid(name, setting, entries, grid_datasets, _ints(body.get("shots", shots), f"{here}.shots", 1),
-                _ints(body.get("seeds", seeds), f"{here}.seeds", 0), eval_datasets)
+                _ints(body.get("seeds", seeds), f"{here}.seeds", 0), eval_datasets,
+                _selections(body.get("selections", selections or [FEW_SHOT_VAL]), f"{here}.selections"))
+
+
+def _selections(value: Any, where: str) -> list[str]:
+    """A non-empty list of model selections, each named in runs.selection.SELECTIONS."""
+    if not isinstance(value, list) or not value:
+        raise ProfileError(f"{where} must be a non-empty list of model selections ({', '.join(SELECTIONS)}), "
+                           f"got {value!r}")
+    for name in value:
+        if name not in SELECTIONS:
+            raise _unknown(f"{where}: unknown model selection", str(name), SELECTIONS)
+    return [str(v) for v in dict.fromkeys(value)]
 
 
 # ------------------------------------------------------------------------------------------------ validation

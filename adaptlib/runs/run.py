@@ -31,6 +31,7 @@ from ..training.loop import TrainLog, train
 from ..training.together import Member, alone_reason, group_key, train_together
 from ..utils.seeding import seed_everything
 from ..utils.versions import code_version, library_versions
+from .selection import FIXED, ORACLE_TEST
 from .spec import RunSpec, recipe_for
 
 
@@ -134,7 +135,7 @@ class Run:
         if needs_fit:
             train_feats = TrainFeatures(views, self.frozen(tt, tt.train, f"train-{spec.shots}shot"),
                                         self.labels(tt.train))
-            val_feats = TrainFeatures(None, self.frozen(tt, tt.val, f"val-{spec.shots}shot"), self.labels(tt.val))
+            val_feats = self.selection_features()
             for part in model.parts:
                 if part.needs_training_features:
                     chosen[part.name] = part.fit(model, train_feats, val_feats)
@@ -180,14 +181,36 @@ class Run:
             per_class_record[split] = per_class
         return accuracy(logits.argmax(dim=1), y)
 
+    def selection_split(self) -> tuple[list, str] | None:
+        """(samples, cache split name) that the run's non-gradient choices are made on: the few-shot validation
+        set, the test split of the training classes (``oracle_test``), or None (``fixed``: no data)."""
+        tt, selection = self.train_task, self.spec.selection
+        if selection == FIXED:
+            return None
+        if selection == ORACLE_TEST:
+            return tt.test, "test-base" if self.spec.setting == "base_to_new" else "test"
+        return tt.val, f"val-{self.spec.shots}shot"
+
+    def selection_features(self) -> TrainFeatures | None:
+        """Frozen features of the selection split, for parts that fit on it (a linear probe's C)."""
+        split = self.selection_split()
+        if split is None:
+            return None
+        samples, name = split
+        return TrainFeatures(None, self.frozen(self.train_task, samples, name), self.labels(samples))
+
     def tune(self) -> dict:
-        """Hyper-parameters that parts choose on the few-shot validation set, never on test."""
+        """Hyper-parameters that parts choose after training: on the few-shot validation set (never on test),
+        unless the run's selection is ``fixed`` (each part's fixed setting) or ``oracle_test`` (on test)."""
         tunable = [p for p in self.model.parts if type(p).tune_on_validation is not Part.tune_on_validation]
         if not tunable:
             return {}
-        tt = self.train_task
-        frozen, encoded = self.features_for(tt, tt.val, f"val-{self.spec.shots}shot")
-        y = self.labels(tt.val)
+        split = self.selection_split()
+        if split is None:
+            return {p.name: p.fixed_choice() for p in tunable}
+        samples, name = split
+        frozen, encoded = self.features_for(self.train_task, samples, name)
+        y = self.labels(samples)
 
         def evaluate_val() -> float:
             return accuracy(predict(self.model, y, self.device, frozen=frozen, encoded=encoded), y)

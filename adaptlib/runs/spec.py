@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..methods.recipes import Recipe, get_recipe, hybrid_recipe
+from .selection import FEW_SHOT_VAL, check_selection
 
 SETTINGS = ("few_shot", "base_to_new", "cross_dataset")
 
@@ -56,12 +57,14 @@ class RunSpec:
     label: str = ""  # a short name for a hybrid or variant in tables (part of the key)
     ensemble_alphas: tuple[float, ...] = ()  # also evaluate an adaptive ensemble with each fixed alpha
     save_state: bool = False  # keep the trained parameters (drift analysis)
+    selection: str = FEW_SHOT_VAL  # where non-gradient choices come from (runs.selection)
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             from ..utils.names import unknown_name_error
 
             raise unknown_name_error("setting", self.setting, SETTINGS)
+        check_selection(self.selection)
         for name in ("hybrid_parts", "part_options", "train"):
             object.__setattr__(self, name, _freeze(getattr(self, name)))
         object.__setattr__(self, "eval_datasets", tuple(self.eval_datasets))
@@ -114,6 +117,8 @@ class RunSpec:
         d["eval_datasets"] = list(self.eval_datasets)
         d["crop_scale"] = list(self.crop_scale) if self.crop_scale is not None else None
         d["ensemble_alphas"] = list(self.ensemble_alphas)
+        if self.selection == FEW_SHOT_VAL:  # the default leaves the config (and so the key) of every run as it was
+            del d["selection"]
         return d
 
     @classmethod
@@ -128,8 +133,9 @@ class RunSpec:
     def key(self) -> str:
         """Relative path of the run's result file: readable parts plus the config hash."""
         backbone = _slug(f"{self.backbone}-{self.pretrained or 'random'}")
+        selection = "" if self.selection == FEW_SHOT_VAL else f"-{self.selection}"
         return "/".join([backbone, self.setting, _slug(self.dataset), _slug(self.method_label),
-                         f"shots{self.shots}-seed{self.seed}-{self.config_hash()[:8]}"])
+                         f"shots{self.shots}-seed{self.seed}{selection}-{self.config_hash()[:8]}"])
 
 
 def _is_number(value: Any) -> bool:

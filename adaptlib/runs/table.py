@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..utils.atomic import atomic_path, atomic_write_text
+from .selection import FEW_SHOT_VAL
 from .store import InvalidResult, read_result, result_files
 
 IDENTITY = ("key", "backbone", "pretrained", "setting", "dataset", "method", "method_label", "label", "shots", "seed",
-            "config_hash")
+            "selection", "config_hash")
 CONFIG_JSON = ("hybrid_parts", "part_options", "train", "eval_datasets", "crop_scale", "ensemble_alphas")
 CONFIG_FLAGS = ("quick_gelu", "feature_cache", "save_state")
 
@@ -28,6 +29,7 @@ def _json(value) -> str:
 def flatten(record: dict, root: Path) -> tuple[dict, dict]:
     """(results row, timings row) of one result record."""
     cfg = record["config"]
+    cfg = {"selection": FEW_SHOT_VAL, **cfg}  # the default is left out of configs (runs.selection)
     row = {"key": record["key"], **{k: cfg.get(k) for k in IDENTITY[1:] if k in cfg}}
     row["pretrained"] = cfg.get("pretrained") or "random"  # None would read back as NaN
     row["method_label"] = cfg.get("label") or cfg["method"]

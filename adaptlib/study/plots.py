@@ -447,3 +447,30 @@ def convergence_plot(table: pd.DataFrame, gains: dict[str, pd.DataFrame], margin
     fig.legend(handles, labels, loc="lower center", ncol=7, fontsize=7, frameon=False)  # below both panels
     fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 1))
     return fig
+
+
+def selection_plot(tables: dict[int, pd.DataFrame], reference: str = "few_shot_val", other: str = "fixed") -> plt.Figure:
+    """Per shot count (one panel each): every method's accuracy under the two model selections (means over tasks,
+    95% CI: tasks, then seeds), a line joining the two, so a method whose gain rests on validation data shows a long
+    line; the methods in the same order in every panel."""
+    shots = sorted(tables)
+    fig, axes = plt.subplots(1, len(shots), figsize=(4.2 * len(shots) + 1.5, 0.32 * max(len(t) for t in
+                                                                                          tables.values()) + 1.6),
+                             sharey=True, squeeze=False)
+    methods = list(dict.fromkeys(m for k in shots for m in tables[k]["method"]))
+    for ax, k in zip(axes[0], shots):
+        t = tables[k].set_index("method").reindex(methods)
+        y = np.arange(len(methods), dtype=float)
+        ax.hlines(y, t["reference"], t["other"], color="0.7", linewidth=1.0)
+        ax.errorbar(t["reference"], y - 0.12, xerr=_err(t["reference"], t["reference_ci_low"], t["reference_ci_high"]),
+                    linestyle="none", marker="o", markersize=4, capsize=1.5, color="tab:blue", label=reference)
+        ax.errorbar(t["other"], y + 0.12, xerr=_err(t["other"], t["other_ci_low"], t["other_ci_high"]),
+                    linestyle="none", marker="s", markersize=4, capsize=1.5, color="tab:orange", label=other)
+        ax.set_title(f"{k} shots", fontsize=9)
+        ax.set_xlabel("test accuracy, mean over tasks (%)")
+        ax.grid(alpha=0.3, axis="x")
+    axes[0][0].set_yticks(range(len(methods)), methods, fontsize=7)
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=7, loc="lower right", title="model selection", title_fontsize=7)
+    fig.tight_layout()
+    return fig

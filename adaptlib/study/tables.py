@@ -13,11 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runs.selection import FEW_SHOT_VAL
+
 ZERO_SHOT = "zeroshot"
 
 
-def load_results(results_dir: str | Path) -> pd.DataFrame:
-    """The results table of a store: ``results.csv`` when ``adaptlib results`` wrote it, else collected now."""
+def load_results(results_dir: str | Path, selection: str | None = FEW_SHOT_VAL) -> pd.DataFrame:
+    """The results table of a store: ``results.csv`` when ``adaptlib results`` wrote it, else collected now. Only
+    the runs of model selection ``selection`` (the study's analyses compare methods under one protocol; None: all
+    runs, with their ``selection`` column)."""
     results_dir = Path(results_dir)
     csv = results_dir / "results.csv"
     if csv.is_file():
@@ -29,6 +33,10 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     if df.empty:
         raise FileNotFoundError(f"no results under {results_dir}: run the sweep first (make sweep, or adaptlib sweep)")
     df = df.copy()
+    if "selection" not in df.columns:  # a table written before the axis: every run selected on few-shot val
+        df["selection"] = FEW_SHOT_VAL
+    if selection is not None:
+        df = df[df["selection"] == selection].reset_index(drop=True)
     if "state_file" in df.columns:  # stored relative to the results folder, wherever that is now
         df["state_file"] = [str((results_dir / p).resolve()) if isinstance(p, str) else p for p in df["state_file"]]
     df["task"] = df["dataset"].astype(str).str.split("@").str[0]

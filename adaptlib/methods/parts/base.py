@@ -111,10 +111,11 @@ class Part(nn.Module):
     def attach(self, model) -> None:
         """Called once when the model is built: create parameters, unfreeze or wrap modules of ``model.clip``."""
 
-    def fit(self, model, train: TrainFeatures, val: TrainFeatures) -> dict[str, float]:
+    def fit(self, model, train: TrainFeatures, val: TrainFeatures | None) -> dict[str, float]:
         """Closed-form fitting before gradient training, from frozen features of the few-shot train and val sets
-        (parts that declare ``needs_training_features``: Tip-Adapter's cache, the linear probe). Returns what
-        it chose, for the result file."""
+        (parts that declare ``needs_training_features``: Tip-Adapter's cache, the linear probe). ``val`` is None
+        when the run selects without validation data (``fixed``): a part that would choose on it uses its fixed
+        setting. Returns what it chose, for the result file."""
         return {}
 
     def set_classes(self, model, classnames: list[str]) -> None:
@@ -227,7 +228,12 @@ class Part(nn.Module):
         """Choose hyper-parameters on the few-shot validation set after training. ``evaluate()`` returns the
         validation accuracy of the model as it is configured now; ``forward_val()`` returns the forward pass
         (StepOutput) over the whole validation set and its labels, for parts that can search in closed form.
-        Returns the chosen values."""
+        Returns the chosen values. Under the ``oracle_test`` selection the same call sees the test split."""
+        return {}
+
+    def fixed_choice(self) -> dict[str, float]:
+        """What a part that tunes on validation uses when a run has no validation data (``fixed`` selection): its
+        published fixed setting or validation-free rule, as configured. Returns those values, for the result."""
         return {}
 
     # ------------------------------------------------------------------ bookkeeping

@@ -109,6 +109,10 @@ class GDA(Part):
             return logits
         return logits + (self.alpha * self.gda_logits(out.image)).to(logits.dtype)
 
+    def fixed_choice(self) -> dict[str, float]:
+        """Without validation data: the configured alpha (the code's fallback when its search finds nothing)."""
+        return {"alpha": self.alpha}
+
     def tune_on_validation(self, model, evaluate, forward_val=None) -> dict[str, float]:
         """alpha on the few-shot validation set: in closed form from one forward pass when GDA is the only part
         that acts after the logits, else by evaluating the model at each alpha."""

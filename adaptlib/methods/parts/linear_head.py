@@ -3,7 +3,9 @@
 Fitted with scikit-learn's L-BFGS on the few-shot training features (test transform, no augmentation); the
 inverse regularisation C is chosen on the few-shot validation set by a log-spaced search over 1e-6..1e6 followed
 by a bisection-style refinement around the best value, as Radford et al. (2021) describe. The head then replaces
-CLIP's logits.
+CLIP's logits. Without validation data (the ``fixed`` selection) C is ``fixed_c``: the CLIP paper and CoOp's
+``lpclip/linear_probe.py`` publish only the search, so the fixed value is scikit-learn's default C = 1, the centre
+of that search's grid.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class LinearHeadConfig(PartConfig):
     refine_steps: int = 8  # halvings at most (stops at 1/8 decade)
     max_iter: int = 1000
     normalise: bool = True  # fit on L2-normalised features
+    fixed_c: float = 1.0  # C without validation data (scikit-learn's default; no published fixed value)
 
     def check(self) -> None:
         lo, hi, n = self.c_grid
@@ -35,6 +38,8 @@ class LinearHeadConfig(PartConfig):
                                   f"with low < high and at least 2 points")
         require_range(self, "refine_steps", 0)
         require_range(self, "max_iter", 1)
+        if not self.fixed_c > 0:
+            raise OptionTypeError(f"option 'fixed_c' = {self.fixed_c!r} is out of range: expected > 0")
 
 
 def fit_logistic(train_x: np.ndarray, train_y: np.ndarray, c: float, max_iter: int, seed: int = 0):
@@ -99,15 +104,18 @@ class LinearHead(Part):
 
     def fit(self, model, train, val) -> dict[str, float]:
         x, y = train.plain.float(), train.labels.long()
-        vx, vy = val.plain.float(), val.labels.long()
         if self.config.normalise:
-            x, vx = F.normalize(x, dim=-1), F.normalize(vx, dim=-1)
+            x = F.normalize(x, dim=-1)
         tx, ty = x.cpu().numpy().astype(np.float64), y.cpu().numpy()
-        vx, vy = vx.cpu().numpy().astype(np.float64), vy.cpu().numpy()
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):  # BLAS threads make these small L-BFGS fits ~10x slower (measured 8.5 s vs 0.8 s)
-            c, val_acc, tried = search_c(tx, ty, vx, vy, self.config)
+            if val is None:  # no validation data: the fixed C
+                c, val_acc, tried = self.config.fixed_c, None, []
+            else:
+                vx = F.normalize(val.plain.float(), dim=-1) if self.config.normalise else val.plain.float()
+                vx, vy = vx.cpu().numpy().astype(np.float64), val.labels.long().cpu().numpy()
+                c, val_acc, tried = search_c(tx, ty, vx, vy, self.config)
             clf = fit_logistic(tx, ty, c, self.config.max_iter)
         n_classes = len(self._trained_classes)
         weight = torch.zeros(n_classes, tx.shape[1], dtype=torch.float64)

@@ -95,6 +95,10 @@ class TipCache(Part):
             return logits
         return logits + self.alpha * self.cache_logits(out.image).to(logits.dtype)
 
+    def fixed_choice(self) -> dict[str, float]:
+        """Without validation data: the configured alpha and beta (Tip-Adapter's initial values)."""
+        return {"alpha": self.alpha, "beta": self.beta}
+
     def tune_on_validation(self, model, evaluate, forward_val=None) -> dict[str, float]:
         """Exhaustive grid search of (beta, alpha) on the few-shot validation set. When the cache is the only part
         that acts after the logits, the search is done in closed form on one forward pass of the validation set
