@@ -167,3 +167,24 @@ def test_regulariser_tables():
     seeds = R.regulariser_seeds(frame(records))
     assert list(seeds.columns) == ["dataset", "seed", "0", "2", "8", "32"]
     assert seeds.iloc[0, 2:].tolist() == [0.3, 0.2, 0.1, 0.05]
+
+
+def test_calibration_table_averages_tasks_of_seed_means_with_cis():
+    from adaptlib.study.tables import calibration_table
+
+    rows = []
+    for t in range(4):
+        for s in (1, 2):
+            rows.append({"setting": "few_shot", "dialled": False, "method_label": "coop", "dataset": f"t{t}",
+                         "seed": s, "shots": 16, "ece": 0.10 + 0.02 * t, "nll": 1.0 + t, "accuracy": 0.5,
+                         "worst_class_accuracy": 0.2})
+        rows.append({"setting": "few_shot", "dialled": False, "method_label": "zeroshot", "dataset": f"t{t}",
+                     "seed": 1, "shots": 4, "ece": 0.3, "nll": 2.0, "accuracy": 0.4, "worst_class_accuracy": 0.1})
+    rows.append({**rows[0], "ece": float("nan"), "dataset": "old"})  # a run made before the metrics: left out
+    rows.append(dict(rows[0]))  # the same run in a second group (the drift group): counted once
+    table = calibration_table(pd.DataFrame(rows), ["coop", "zeroshot"], 16, n_boot=200).set_index("method")
+    assert table.loc["coop", "ece"] == pytest.approx(13.0)  # (10 + 12 + 14 + 16) / 4, in %
+    assert table.loc["coop", "nll"] == pytest.approx(2.5)  # nats, not scaled
+    assert table.loc["coop", "tasks"] == 4
+    assert table.loc["coop", "ece_ci_low"] <= 13.0 <= table.loc["coop", "ece_ci_high"]
+    assert table.loc["zeroshot", "ece"] == pytest.approx(30.0)  # its one run per task, whatever its shots

@@ -474,3 +474,23 @@ def selection_plot(tables: dict[int, pd.DataFrame], reference: str = "few_shot_v
     axes[0][-1].legend(fontsize=7, loc="lower right", title="model selection", title_fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def calibration_plot(table: pd.DataFrame) -> plt.Figure:
+    """Each method's expected calibration error against its top-1 accuracy on test (means over tasks; error bars:
+    95% CI, tasks then seeds): lower right is accurate and calibrated."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    styles = method_style(table["method"])
+    for _, r in table.iterrows():
+        ax.errorbar(r["accuracy"], r["ece"], xerr=[[r["accuracy"] - r["accuracy_ci_low"]],
+                                                    [r["accuracy_ci_high"] - r["accuracy"]]],
+                    yerr=[[r["ece"] - r["ece_ci_low"]], [r["ece_ci_high"] - r["ece"]]], label=r["method"],
+                    **styles[r["method"]], linestyle="none", markersize=5, capsize=1.5, linewidth=0.8)
+    ax.set_xlabel("test accuracy, mean over tasks (%)")
+    ax.set_ylabel("expected calibration error, 15 bins (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"calibration against accuracy at {int(table['shots'].iloc[0])} shots (95% CI: tasks, then seeds)",
+                 fontsize=9)
+    legend_outside(ax)
+    fig.tight_layout()
+    return fig

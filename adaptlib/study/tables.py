@@ -510,3 +510,35 @@ def convergence_summary(runs: pd.DataFrame, column: str = "val_accuracy", margin
             "not_converged": pick("not converged"), "undetermined": pick("undetermined"),
             "caps_decide": bool((gains["status"] == "not converged").any()), "margin": margin,
             "largest_rank_change": float((ranks[2.0] - ranks[1.0]).abs().max())}
+
+
+CALIBRATION_COLUMNS = {"ece": 100.0, "nll": 1.0, "worst_class_accuracy": 100.0, "accuracy": 100.0}
+
+
+def calibration_table(df: pd.DataFrame, methods: list[str], shots: int, n_boot: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Beyond top-1, per method at ``shots`` (zero-shot: its one run per task): expected calibration error (15 bins,
+    %), negative log-likelihood (nats), worst-class and top-1 accuracy (%) of the test split, each the mean over
+    tasks of seed means with its 95% CI (hierarchical bootstrap: tasks, then seeds; columns ``<metric>_ci_low`` and
+    ``<metric>_ci_high``). Runs recorded before these metrics existed have none and are left out."""
+    metrics = [m for m in CALIBRATION_COLUMNS if m in df.columns]
+    rows = df[(df["setting"] == "few_shot") & ~df["dialled"] & df["method_label"].isin(methods)]
+    rows = rows[(rows["shots"] == shots) | (rows["method_label"] == ZERO_SHOT)]
+    out = []
+    for method in method_order(rows["method_label"].unique()):
+        g = rows[rows["method_label"] == method]
+        if method == ZERO_SHOT:
+            g = g.drop_duplicates("dataset")
+        g = g.dropna(subset=["ece"]) if "ece" in g.columns else g.iloc[:0]
+        if g.empty:
+            continue
+        values = g[["dataset", "seed"]].assign(**{m: g[m].astype(float) * CALIBRATION_COLUMNS[m] for m in metrics})
+        # a run in two groups of one cell (the drift group) counts once: the mean of its copies
+        values = values.groupby(["dataset", "seed"], as_index=False, sort=True)[metrics].mean()
+        ci = mean_ci(values, metrics, n_boot=n_boot, seed=seed)
+        record = {"method": method, "shots": shots, "tasks": int(g["dataset"].nunique())}
+        for m in metrics:
+            record.update({m: ci.loc[m, "mean"], f"{m}_ci_low": ci.loc[m, "ci_low"],
+                           f"{m}_ci_high": ci.loc[m, "ci_high"]})
+        out.append(record)
+    return pd.DataFrame(out)
