@@ -231,6 +231,21 @@ class Part(nn.Module):
         Returns the chosen values. Under the ``oracle_test`` selection the same call sees the test split."""
         return {}
 
+    def only_ensemble(self, model) -> bool:
+        """Whether this is the only part that acts after the logits, so a search over its inference weights can
+        score one forward pass of the validation set in closed form (Tip-Adapter's cache, GDA)."""
+        return not [p for p in model.parts if p is not self and type(p).ensemble is not Part.ensemble]
+
+    @torch.no_grad()
+    def forward_without_self(self, forward_val):
+        """``forward_val()`` (the validation set's StepOutput and labels) with this part's logits switched off, for
+        a closed-form search that adds them back at each candidate weight. Needs an ``active`` flag."""
+        self.active = False
+        try:
+            return forward_val()
+        finally:
+            self.active = True
+
     def fixed_choice(self) -> dict[str, float]:
         """What a part that tunes on validation uses when a run has no validation data (``fixed`` selection): its
         published fixed setting or validation-free rule, as configured. Returns those values, for the result."""

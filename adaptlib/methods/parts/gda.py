@@ -119,8 +119,7 @@ class GDA(Part):
         if not self.config.search:
             return {}
         alphas = [float(a) for a in self.config.alphas]
-        others = [p for p in model.parts if p is not self and type(p).ensemble is not Part.ensemble]
-        if forward_val is not None and not others:
+        if forward_val is not None and self.only_ensemble(model):
             accuracies = self._closed_form(forward_val, alphas)
         else:
             accuracies = []
@@ -136,11 +135,7 @@ class GDA(Part):
 
     @torch.no_grad()
     def _closed_form(self, forward_val, alphas: list[float]) -> list[float]:
-        self.active = False
-        try:
-            out, labels = forward_val()
-        finally:
-            self.active = True
+        out, labels = self.forward_without_self(forward_val)
         base = out.logits.float()
         extra = self.gda_logits(out.image).float()
         return [float(((base + a * extra).argmax(-1) == labels).float().mean()) for a in alphas]

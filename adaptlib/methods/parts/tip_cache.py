@@ -107,8 +107,7 @@ class TipCache(Part):
             return {}
         betas = search_grid(self.config.search_scale[0], self.config.search_step[0])
         alphas = search_grid(self.config.search_scale[1], self.config.search_step[1])
-        others = [p for p in model.parts if p is not self and type(p).ensemble is not Part.ensemble]
-        if forward_val is not None and not others:
+        if forward_val is not None and self.only_ensemble(model):
             best = self._closed_form_search(forward_val, betas, alphas)
         else:
             best = (-1.0, self.alpha, self.beta)
@@ -124,11 +123,7 @@ class TipCache(Part):
 
     @torch.no_grad()
     def _closed_form_search(self, forward_val, betas, alphas) -> tuple[float, float, float]:
-        self.active = False
-        try:
-            out, labels = forward_val()
-        finally:
-            self.active = True
+        out, labels = self.forward_without_self(forward_val)
         base = out.logits.float()
         affinity = self.keys(out.image.to(self.keys.weight.dtype)).float()
         a = torch.as_tensor(alphas, dtype=base.dtype, device=base.device)
