@@ -12,6 +12,7 @@ from adaptlib.cli import main
 from adaptlib.methods.parts.linear_head import LinearHeadConfig, search_c
 from adaptlib.runs.run import RunContext, execute
 from adaptlib.runs.spec import RunSpec
+from adaptlib.training.evaluate import expected_calibration_error
 from adaptlib.training.loop import NonFiniteLossError
 
 TINY = dict(backbone="adaptlib-test", pretrained=None)
@@ -168,13 +169,15 @@ def test_calibration_metrics_by_hand():
     # 4 images, 2 classes: confidences 0.9 (right), 0.6 (wrong), 0.8 (right), 0.55 (right)
     p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]])
     y = torch.tensor([0, 1, 1, 1])
-    values, per_class = calibration_metrics(p, y, ["a", "b"], bins=2)
+    values, per_class, bins = calibration_metrics(p, y, ["a", "b"], bins=2)
     # bin (0.5, 1] holds all four: mean confidence 0.7125, accuracy 0.75
     assert values["ece"] == pytest.approx(abs(0.7125 - 0.75))
+    assert bins["count"] == [0, 4] and bins["confidence"][0] is None and bins["accuracy"][0] is None
+    assert bins["confidence"][1] == pytest.approx(0.7125) and bins["accuracy"][1] == pytest.approx(0.75)
     assert values["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.8, 0.55])))
     assert per_class == {"a": 1.0, "b": pytest.approx(2 / 3)} and values["worst_class_accuracy"] == pytest.approx(2 / 3)
     # sigmoid scores are renormalised over the classes first
-    values2, _ = calibration_metrics(p * 3, y, ["a", "b"], bins=2)
+    values2, _, _ = calibration_metrics(p * 3, y, ["a", "b"], bins=2)
     assert values2["nll"] == pytest.approx(values["nll"])
 
 
@@ -191,3 +194,37 @@ def test_every_run_records_calibration_and_per_class_accuracy(setting, prefixes,
     accuracy = r["metrics"]["accuracy" if setting == "few_shot" else "base_accuracy"]
     assert min(few.values()) == pytest.approx(r["metrics"][prefixes[0] + "worst_class_accuracy"])
     assert len(few) == r["data"]["classes"] and 0 <= accuracy <= 1
+    assert list(r["reliability"]) == splits
+    for split, prefix in zip(splits, prefixes):
+        bins = r["reliability"][split]
+        assert len(bins["count"]) == 15 and sum(bins["count"]) > 0
+        assert expected_calibration_error(bins) == pytest.approx(r["metrics"][prefix + "ece"], abs=1e-12)
+
+
+def test_ece_from_bins_equals_the_direct_sum():
+    """ECE from the reliability bins is the count-weighted |confidence - accuracy| of the images themselves."""
+    from adaptlib.training.evaluate import calibration_metrics
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(3 * torch.randn(500, 7, generator=g), dim=1)
+    y = torch.randint(0, 7, (500,), generator=g)
+    values, _, bins = calibration_metrics(p, y, list("abcdefg"))
+    q = p.double() / p.double().sum(dim=1, keepdim=True)
+    conf, pred = q.max(dim=1)
+    correct = (pred == y).double()
+    which = torch.clamp(torch.ceil(conf * 15).long() - 1, 0, 14)
+    direct = sum(float((which == b).double().mean() * (conf[which == b].mean() - correct[which == b].mean()).abs())
+                 for b in range(15) if (which == b).any())
+    assert values["ece"] == pytest.approx(direct, abs=1e-12) and sum(bins["count"]) == 500
+
+
+def test_cross_dataset_targets_record_their_calibration():
+    """A run evaluated on shifted tasks records each target's ECE, NLL and worst-class accuracy and its bins."""
+    targets = ("colour@shift=0.5", "colour@shift=1")
+    r = execute(spec("coop", setting="cross_dataset", eval_datasets=targets))
+    for target in targets:
+        m = r["metrics"]
+        assert 0 <= m[f"ece@{target}"] <= 1 and m[f"nll@{target}"] > 0
+        assert m[f"worst_class_accuracy@{target}"] <= m[f"accuracy@{target}"] + 1e-9
+        bins = r["reliability"][f"test@{target}"]
+        assert expected_calibration_error(bins) == pytest.approx(m[f"ece@{target}"], abs=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,3 +190,48 @@ def test_calibration_table_averages_tasks_of_seed_means_with_cis():
     assert table.loc["coop", "tasks"] == 4
     assert table.loc["coop", "ece_ci_low"] <= 13.0 <= table.loc["coop", "ece_ci_high"]
     assert table.loc["zeroshot", "ece"] == pytest.approx(30.0)  # its one run per task, whatever its shots
+
+
+def _bins(count, confidence, accuracy):
+    return json.dumps({"test": {"count": count, "confidence": confidence, "accuracy": accuracy}})
+
+
+def test_reliability_table_pools_bins_weighted_by_count():
+    from adaptlib.study.calibration import pooled_ece, reliability_table
+
+    base = {"setting": "few_shot", "dialled": False, "method_label": "coop", "shots": 16}
+    rows = [{**base, "dataset": "a", "seed": 1, "reliability": _bins([0, 2], [None, 0.6], [None, 1.0])},
+            {**base, "dataset": "b", "seed": 1, "reliability": _bins([1, 6], [0.4, 0.8], [0.0, 0.5])},
+            {**base, "dataset": "b", "seed": 1, "reliability": _bins([1, 6], [0.4, 0.8], [0.0, 0.5])},  # 2nd group
+            {**base, "dataset": "c", "seed": 1, "reliability": float("nan")},  # made before the bins: left out
+            {**base, "dataset": "a", "seed": 1, "shots": 4, "reliability": _bins([5, 5], [0.3, 0.9], [0.3, 0.9])}]
+    table = reliability_table(pd.DataFrame(rows), ["coop"], 16)
+    assert table["count"].tolist() == [1, 8] and table["runs"].tolist() == [2, 2]
+    assert table["confidence"].tolist() == pytest.approx([40.0, 100 * (2 * 0.6 + 6 * 0.8) / 8])
+    assert table["accuracy"].tolist() == pytest.approx([0.0, 100 * (2 * 1.0 + 6 * 0.5) / 8])
+    # pooled ECE = the count-weighted gap over the nine images
+    assert pooled_ece(table)["coop"] == pytest.approx((1 * 40 + 8 * abs(75 - 62.5)) / 9)
+
+
+@pytest.mark.parametrize("method_delta, expected", [(0.0, 0.0), (0.05, 5.0), (-0.1, -10.0)])
+def test_shift_calibration_table_pairs_each_test_set_with_zero_shot(method_delta, expected):
+    from adaptlib.study.calibration import shift_calibration_table, shift_targets
+
+    rows = []
+    for seed in (1, 2, 3):
+        for label, delta in (("zeroshot", 0.0), ("coop", method_delta)):
+            rows.append({"setting": "cross_dataset", "method_label": label, "dataset": "shape", "seed": seed,
+                         "accuracy": 0.7, "ece": 0.1 + delta, "accuracy@shape@shift=0.3": 0.3 + seed / 100,
+                         "ece@shape@shift=0.3": 0.2 + delta + seed / 100, "accuracy@alpha=0.5": 0.1})
+    rows.append({"setting": "few_shot", "method_label": "coop", "dataset": "shape", "seed": 1, "accuracy": 0.9,
+                 "ece": 0.5, "accuracy@shape@shift=0.3": float("nan"), "ece@shape@shift=0.3": float("nan"),
+                 "accuracy@alpha=0.5": 0.2})  # another setting: not part of the comparison
+    df = pd.DataFrame(rows)
+    assert shift_targets(df) == ["shape@shift=0.3"]
+    table = shift_calibration_table(df, n_boot=200).set_index(["method", "test_set"])
+    assert list(table.index.get_level_values(1).unique()) == ["source", "shape@shift=0.3"]
+    far = table.loc[("coop", "shape@shift=0.3")]
+    assert far["ece"] == pytest.approx(100 * (0.2 + method_delta + 0.02))
+    assert far["ece_change"] == pytest.approx(expected)
+    assert far["ece_change_ci_low"] == pytest.approx(expected) and far["ece_change_ci_high"] == pytest.approx(expected)
+    assert table.loc[("coop", "source"), "accuracy_change"] == pytest.approx(0.0) and far["seeds"] == 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -65,6 +65,22 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
+
+
+@dataclass
+class TestRecord:
+    """What a run records of each test split beyond its accuracy: calibration metrics (into ``metrics``),
+    per-class accuracies and reliability bins, each by the split's name."""
+    metrics: dict = field(default_factory=dict)
+    per_class: dict = field(default_factory=dict)
+    reliability: dict = field(default_factory=dict)
+
+    def add(self, name: str, probabilities: torch.Tensor, labels: torch.Tensor, classnames: list[str],
+            prefix: str = "", suffix: str = "") -> None:
+        values, per_class, bins = calibration_metrics(probabilities, labels, classnames)
+        self.metrics.update({prefix + metric + suffix: value for metric, value in values.items()})
+        self.per_class[name] = per_class
+        self.reliability[name] = bins
 
 
 @dataclass
@@ -162,9 +178,10 @@ class Run:
         return frozen, encoded
 
     def score(self, task: FewShotTask, samples, split: str, cache: dict | None = None,
-              details: tuple[dict, dict, str] | None = None) -> float:
-        """Accuracy on ``samples``; with ``details`` = (metrics, per-class record, prefix) also the calibration
-        metrics (ECE, NLL, worst-class accuracy) under ``prefix`` and the per-class accuracies."""
+              record: "TestRecord | None" = None, name: str | None = None, prefix: str = "",
+              suffix: str = "") -> float:
+        """Accuracy on ``samples``; with ``record`` also the calibration metrics (ECE, NLL, worst-class accuracy,
+        named ``prefix + metric + suffix``), the per-class accuracies and the reliability bins, under ``name``."""
         key = (split, len(samples))
         if cache is not None and key in cache:
             frozen, encoded = cache[key]
@@ -174,11 +191,8 @@ class Run:
                 cache[key] = (frozen, encoded)
         y = self.labels(samples)
         logits = predict_logits(self.model, y, self.device, frozen=frozen, encoded=encoded)
-        if details is not None:
-            metrics, per_class_record, prefix = details
-            values, per_class = calibration_metrics(self.model.probabilities(logits), y, task.classnames)
-            metrics.update({prefix + name: value for name, value in values.items()})
-            per_class_record[split] = per_class
+        if record is not None:
+            record.add(name or split, self.model.probabilities(logits), y, task.classnames, prefix, suffix)
         return accuracy(logits.argmax(dim=1), y)
 
     def selection_split(self) -> tuple[list, str] | None:
@@ -223,45 +237,43 @@ class Run:
 
         return {p.name: p.tune_on_validation(self.model, evaluate_val, forward_val) for p in tunable}
 
-    def evaluate(self, features_cache: dict, per_class: dict | None = None) -> dict:
-        """Metrics of the setting with the model as it is configured now; with ``per_class`` (filled with each
-        test split's per-class accuracy) also the test splits' calibration metrics."""
+    def evaluate(self, features_cache: dict, record: "TestRecord | None" = None) -> dict:
+        """Metrics of the setting with the model as it is configured now; with ``record`` (filled with each test
+        split's per-class accuracy and reliability bins) also the test splits' calibration metrics."""
         spec, tt = self.spec, self.train_task
-        metrics: dict = {}
-
-        def details(prefix: str) -> tuple[dict, dict, str] | None:
-            return None if per_class is None else (metrics, per_class, prefix)
-
+        metrics: dict = record.metrics if record is not None else {}
         if spec.setting == "base_to_new":
             self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
-            base = self.score(tt, tt.test, "test-base", features_cache, details("base_"))
+            base = self.score(tt, tt.test, "test-base", features_cache, record, prefix="base_")
             new_task = subsample_classes(self.task, "new")
             try:
                 new_templates = self.templates_for(new_task.dataset.name, new_task.templates)
                 self.model.set_classes(new_task.classnames, new_templates)
-                new = self.score(new_task, new_task.test, "test-new", features_cache, details("new_"))
+                new = self.score(new_task, new_task.test, "test-new", features_cache, record, prefix="new_")
             except ClassesNotSupported as err:
                 new, metrics["new_note"] = None, str(err)
             hm = 2 * base * new / (base + new) if new is not None and base + new > 0 else None
             metrics.update({"base_accuracy": base, "new_accuracy": new, "hm": hm})
         elif self.ctx.evaluate_on == "test":
             self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
-            metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache, details(""))
+            metrics["accuracy"] = self.score(tt, tt.test, "test", features_cache, record)
             for target in spec.eval_datasets:
-                metrics[f"accuracy@{target}"] = self.score_target(target)
+                metrics[f"accuracy@{target}"] = self.score_target(target, record)
         if tt.val:  # what a practitioner sees: the few-shot validation set (min(K, 4) per class), never test
             self.model.set_classes(tt.classnames, self.templates_for(tt.dataset.name, tt.templates))
             metrics["val_accuracy"] = self.score(tt, tt.val, f"val-{spec.shots}shot", features_cache)
         return metrics
 
-    def score_target(self, target: str) -> float | None:
+    def score_target(self, target: str, record: "TestRecord | None" = None) -> float | None:
+        """Accuracy on the test split of ``target`` (a cross-dataset or shifted task); with ``record`` also its
+        calibration metrics, named ``<metric>@<target>``."""
         dataset = get_dataset(target, self.ctx.data_root)
         try:
             self.model.set_classes(dataset.classnames, self.templates_for(dataset.name, dataset.templates))
         except ClassesNotSupported:
             return None
         task = FewShotTask(dataset, list(dataset.classnames), [], [], dataset.split("test"), 0, 0)
-        return self.score(task, task.test, "test")
+        return self.score(task, task.test, "test", record=record, name=f"test@{target}", suffix=f"@{target}")
 
     def ensemble_sweep(self, alphas: tuple[float, ...], features_cache: dict) -> dict:
         """Metrics with the ensemble's alpha fixed to each value (no retraining: alpha acts at inference)."""
@@ -359,8 +371,8 @@ def finish(prep: Prepared, log: TrainLog | None) -> dict:
         chosen.setdefault(name, {}).update(values)
     clock("tune")
     features_cache: dict = {}
-    per_class: dict = {}
-    metrics = run.evaluate(features_cache, per_class)
+    record = TestRecord()
+    metrics = run.evaluate(features_cache, record)
     if spec.ensemble_alphas and run.ensemble_parts:
         metrics.update(run.ensemble_sweep(spec.ensemble_alphas, features_cache))
     if ctx.evaluate_on == "test":
@@ -376,7 +388,8 @@ def finish(prep: Prepared, log: TrainLog | None) -> dict:
         "recipe": {"parts": [[n, o] for n, o in recipe.part_options(spec.setting, spec.dataset)],
                    "train": prep.train_cfg.to_dict(), "paper": recipe.paper},
         "metrics": metrics,
-        "per_class_accuracy": per_class,
+        "per_class_accuracy": record.per_class,
+        "reliability": record.reliability,
         "chosen": chosen,
         "train": log.to_dict() if log else {"steps": 0, "trainable_parameters": 0},
         "trainable_parameters": model.num_trainable() + model.num_fitted(),

@@ -45,6 +45,7 @@ def flatten(record: dict, root: Path) -> tuple[dict, dict]:
     row.update({f"data_{k}": v for k, v in record.get("data", {}).items()})
     row["chosen"] = _json(record.get("chosen", {}))
     row["per_class_accuracy"] = _json(record.get("per_class_accuracy", {}))  # {test split: {class: accuracy}}
+    row["reliability"] = _json(record.get("reliability", {}))  # {test split: {count, confidence, accuracy}}
     row["state_file"] = record.get("state_file")  # relative to the store; study.tables.load_results resolves it
     for name, value in sorted(record["metrics"].items()):
         row[name] = value

@@ -494,3 +494,67 @@ def calibration_plot(table: pd.DataFrame) -> plt.Figure:
     legend_outside(ax)
     fig.tight_layout()
     return fig
+
+
+def reliability_plot(table: pd.DataFrame) -> plt.Figure:
+    """One reliability diagram per method (its runs' bins pooled): accuracy against mean confidence per
+    confidence bin, bar width the bin, the diagonal perfect calibration; the bars' shade grows with the share of
+    test images in the bin. The panel title gives the pooled ECE."""
+    from .calibration import pooled_ece
+
+    methods = list(dict.fromkeys(table["method"]))
+    ece = pooled_ece(table)
+    cols = min(3, len(methods))
+    rows = int(np.ceil(len(methods) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False, sharex=True, sharey=True)
+    colours = _colours(methods)
+    for ax, method in zip(axes.ravel(), methods):
+        t = table[table["method"] == method]
+        share = t["count"] / t["count"].sum()
+        filled = t.dropna(subset=["accuracy"])
+        ax.bar(100 * filled["lo"], filled["accuracy"], width=100 * (filled["hi"] - filled["lo"]), align="edge",
+               color=colours[method], alpha=0.25, edgecolor=colours[method], linewidth=0.6)
+        ax.scatter(filled["confidence"], filled["accuracy"], s=12 + 120 * share[filled.index], color=colours[method],
+                   zorder=3)
+        ax.plot([0, 100], [0, 100], color="black", linestyle="--", linewidth=0.8)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{method}: ECE {ece[method]:.1f}% ({int(t['runs'].iloc[0])} runs)", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(methods):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("confidence (%)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy in bin (%)")
+    fig.suptitle(f"reliability at {int(table['shots'].iloc[0])} shots: 15 confidence bins, test images of every "
+                 f"task and seed pooled (marker area: share of images)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def shift_plot(table: pd.DataFrame) -> plt.Figure:
+    """Accuracy and ECE of each method on the source task's test set and on its shifted renderings (means;
+    error bars: 95% CI over tasks, then seeds), zero-shot dashed."""
+    tests = list(dict.fromkeys(table["test_set"]))
+    methods = list(dict.fromkeys(table["method"]))
+    styles = method_style(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    x = np.arange(len(tests))
+    for method in methods:
+        t = table[table["method"] == method].set_index("test_set").reindex(tests)
+        style = dict(styles[method])
+        if method == "zeroshot":
+            style.update(color="black", linestyle="--")
+        for ax, metric in zip(axes, ("accuracy", "ece")):
+            ax.errorbar(x, t[metric], yerr=_err(t[metric], t[f"{metric}_ci_low"], t[f"{metric}_ci_high"]),
+                        label=method, markersize=4, capsize=1.5, linewidth=0.9, **style)
+    for ax, ylabel in zip(axes, ("test accuracy (%)", "expected calibration error, 15 bins (%)")):
+        ax.set_xticks(x, tests, rotation=15, fontsize=7)
+        ax.set_xlabel("test set (source task, then its shifted renderings)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"under distribution shift ({CI_TASKS})", fontsize=9)
+    legend_outside(axes[1])
+    fig.tight_layout()
+    return fig

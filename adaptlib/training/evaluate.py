@@ -53,9 +53,39 @@ def predict(model: AdaptedCLIP, labels: torch.Tensor, device, frozen: torch.Tens
 CALIBRATION_METRICS = ("ece", "nll", "worst_class_accuracy")
 
 
+def normalised(probabilities: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [N, C] in float64, renormalised over the classes (a sigmoid model's scores too)."""
+    p = probabilities.double()
+    return p / p.sum(dim=1, keepdim=True).clamp_min(1e-300)
+
+
+def reliability_bins(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, list]:
+    """The reliability diagram of class probabilities [N, C] over ``bins`` equal-width confidence bins (the top
+    class's probability; a bin is (lo, hi]): per bin its image count, mean confidence and accuracy (None where
+    the bin is empty). ECE is the count-weighted mean of |confidence - accuracy| over these bins."""
+    confidence, predicted = normalised(probabilities).max(dim=1)
+    correct = (predicted == labels).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    count, mean_confidence, mean_accuracy = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (confidence > lo) & (confidence <= hi)
+        count.append(int(inside.sum()))
+        mean_confidence.append(float(confidence[inside].mean()) if inside.any() else None)
+        mean_accuracy.append(float(correct[inside].mean()) if inside.any() else None)
+    return {"count": count, "confidence": mean_confidence, "accuracy": mean_accuracy}
+
+
+def expected_calibration_error(bins: dict[str, list]) -> float:
+    """ECE (Guo et al., 2017) of a :func:`reliability_bins` record."""
+    total = sum(bins["count"])
+    return float(sum(n / total * abs(c - a) for n, c, a in zip(bins["count"], bins["confidence"], bins["accuracy"])
+                     if n))
+
+
 def calibration_metrics(probabilities: torch.Tensor, labels: torch.Tensor, classnames: list[str],
-                        bins: int = 15) -> tuple[dict[str, float], dict[str, float]]:
-    """({ece, nll, worst_class_accuracy}, per-class accuracy by class name) of class probabilities [N, C].
+                        bins: int = 15) -> tuple[dict[str, float], dict[str, float], dict[str, list]]:
+    """({ece, nll, worst_class_accuracy}, per-class accuracy by class name, reliability bins) of class
+    probabilities [N, C].
 
     ECE: the expected calibration error over ``bins`` equal-width confidence bins (Guo et al., 2017; the
     confidence is the top class's probability), NLL: the mean negative log-probability of the true class, both
@@ -63,23 +93,18 @@ def calibration_metrics(probabilities: torch.Tensor, labels: torch.Tensor, class
     class: the lowest accuracy of a class with test images."""
     if len(labels) == 0:
         raise ValueError("cannot compute calibration metrics on an empty split")
-    p = probabilities.double()
-    p = p / p.sum(dim=1, keepdim=True).clamp_min(1e-300)
-    confidence, predicted = p.max(dim=1)
-    correct = (predicted == labels).double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (confidence > lo) & (confidence <= hi)
-        if inside.any():
-            ece += float(inside.double().mean() * (confidence[inside].mean() - correct[inside].mean()).abs())
+    p = normalised(probabilities)
+    correct = (p.argmax(dim=1) == labels).double()
+    reliability = reliability_bins(probabilities, labels, bins)
     nll = float(-p[torch.arange(len(labels)), labels].clamp_min(1e-12).log().mean())
     per_class = {}
     for c, name in enumerate(classnames):
         mask = labels == c
         if mask.any():
             per_class[name] = float(correct[mask].mean())
-    return {"ece": ece, "nll": nll, "worst_class_accuracy": min(per_class.values())}, per_class
+    values = {"ece": expected_calibration_error(reliability), "nll": nll,
+              "worst_class_accuracy": min(per_class.values())}
+    return values, per_class, reliability
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
