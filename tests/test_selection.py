@@ -165,3 +165,26 @@ def test_the_comparison_rarely_finds_a_gap_where_there_is_none():
                                       n_boot=50)["table"]["outcome"] != "no difference shown").any()
                 for r in range(60))
     assert false / 60 <= 0.1
+
+
+def test_the_comparison_says_when_its_test_cannot_decide():
+    """9 tasks give a sign-flip floor of 1/512: two-sided and Holm-adjusted over 22 methods it is 0.086, so no
+    data could show a difference; every outcome says so instead of 'no difference shown'."""
+    gaps = {f"m{i}": (-30.0 if i == 0 else 0.0) for i in range(22)}
+    result = selection_comparison(synthetic_results(gaps, tasks=9, seeds=1), 16, n_boot=50)
+    assert result["smallest_p_adjusted"] == pytest.approx(22 * 2 / 512)
+    assert set(result["table"]["outcome"]) == {"not decidable (9 tasks, 22 methods)"}
+    assert result["table"].set_index("method").loc["m0", "p_value"] == pytest.approx(2 / 512)
+    few = selection_comparison(synthetic_results({"a": -30.0, "b": 0.0}, tasks=9, seeds=1), 16, n_boot=50)
+    assert few["smallest_p_adjusted"] == pytest.approx(2 * 2 / 512)
+    assert few["table"].set_index("method").loc["a", "outcome"] == "fixed lower"
+
+
+@pytest.mark.parametrize("tasks, expected", [(1, 0.5), (9, 1 / 512), (16, 2.0 ** -16), (17, 1 / 20_001)])
+def test_the_sign_flip_floor(tasks, expected):
+    from adaptlib.analysis.resampling import sign_flip_pvalues, smallest_sign_flip_p
+
+    assert smallest_sign_flip_p(tasks) == pytest.approx(expected)
+    if tasks <= 16:  # reached by data that all point one way
+        greater, _ = sign_flip_pvalues(np.arange(1.0, tasks + 1)[None])
+        assert greater[0] == pytest.approx(expected)

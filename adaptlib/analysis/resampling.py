@@ -176,6 +176,16 @@ def _all_signs(n: int) -> np.ndarray:
     return 1.0 - 2.0 * bits
 
 
+def smallest_sign_flip_p(n_tasks: int, *, n_perm: int = DEFAULT_N_PERM,
+                         exact_max: int = EXACT_SIGN_FLIP_MAX_TASKS) -> float:
+    """The smallest one-sided p-value :func:`sign_flip_pvalues` can return for ``n_tasks`` tasks, whatever the data:
+    1 / 2**T exact (only the observed pattern is as extreme), 1 / (n_perm + 1) Monte-Carlo. With 9 tasks it is
+    1/512, so a two-sided test Holm-adjusted over 22 comparisons can never reach 0.05 (22 x 2/512 = 0.086)."""
+    if n_tasks < 1:
+        raise ValueError("a sign-flip test needs at least one task")
+    return 2.0 ** -n_tasks if n_tasks <= exact_max else 1.0 / (n_perm + 1)
+
+
 def sign_flip_pvalues(d: np.ndarray, *, n_perm: int = DEFAULT_N_PERM, seed: int = 0,
                       exact_max: int = EXACT_SIGN_FLIP_MAX_TASKS) -> tuple[np.ndarray, np.ndarray]:
     """One-sided p-values (greater, less) of the sum of per-task differences ``d`` (B, T) under sign flips.

@@ -29,12 +29,15 @@ def selection_comparison(df: pd.DataFrame, shots: int, selections: tuple[str, st
                          alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> dict:
     """Per method at ``shots``: the mean accuracy over tasks (of seed means, %) under each selection with 95%
     hierarchical-bootstrap CIs, the gap other - reference with its CI and two-sided sign-flip p over tasks, Holm-
-    adjusted over the methods; outcome ``other higher`` / ``other lower`` / ``no difference shown``. Beside it the
+    adjusted over the methods; outcome ``other higher`` / ``other lower`` / ``no difference shown``, or ``not
+    decidable`` for every method when no data could reach alpha (``smallest_p_adjusted``: the sign-flip test's
+    floor over this many tasks times the number of methods, Holm's first step). Beside it the
     rank of each method under each selection and Kendall's tau between the two rankings (``ranking_changes``:
     whether any method changes rank). ``df``: :func:`adaptlib.study.tables.load_results` with ``selection=None``."""
     from scipy.stats import kendalltau
 
     from ..analysis.claims import holm, paired_difference_test
+    from ..analysis.resampling import smallest_sign_flip_p
 
     reference, other = selections
     runs = selection_runs(df, shots, selections)
@@ -52,17 +55,21 @@ def selection_comparison(df: pd.DataFrame, shots: int, selections: tuple[str, st
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_adjusted", "outcome", "rank_reference",
                                                                        "rank_other")])
     empty = {"table": pd.DataFrame(columns=COLUMNS), "tau": float("nan"), "tau_p": float("nan"),
-             "ranking_changes": False, "selections": selections, "shots": shots}
+             "ranking_changes": False, "selections": selections, "shots": shots, "smallest_p_adjusted": 1.0}
     if table.empty:
         return empty
     order = {m: i for i, m in enumerate(method_order(table["method"]))}
     table = table.sort_values("method", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     table["p_adjusted"] = holm(table["p_value"].to_numpy())
+    floor = min(1.0, len(table) * 2 * smallest_sign_flip_p(int(table["tasks"].min())))
     table["outcome"] = np.where(table["p_adjusted"] > alpha, "no difference shown",
                                 np.where(table["gap"] > 0, f"{other} higher", f"{other} lower"))
+    if floor > alpha:  # the test cannot reject at this size: it says so instead of deciding
+        table["outcome"] = f"not decidable ({int(table['tasks'].min())} tasks, {len(table)} methods)"
     table["rank_reference"] = table["reference"].rank(ascending=False, method="min").astype(int)
     table["rank_other"] = table["other"].rank(ascending=False, method="min").astype(int)
     tau, tau_p = (kendalltau(table["reference"], table["other"]) if len(table) >= 3 else (float("nan"),) * 2)
     return {"table": table[COLUMNS], "tau": float(tau), "tau_p": float(tau_p), "selections": selections,
             "ranking_changes": bool((table["rank_reference"] != table["rank_other"]).any()), "shots": shots,
+            "smallest_p_adjusted": floor,
             "labels": {m: selection_label(m, other) for m in table["method"]}}
