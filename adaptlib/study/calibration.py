@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from .tables import ZERO_SHOT, mean_ci, method_order
+from ..training.evaluate import expected_calibration_error
+from .tables import ZERO_SHOT, mean_ci, method_order, runs_by_method
 
 SHIFT_METRICS = {"accuracy": 100.0, "ece": 100.0}
 
@@ -20,16 +21,12 @@ def reliability_table(df: pd.DataFrame, methods: list[str], shots: int, split: s
     run per task). Runs recorded before the bins existed are left out; ``runs`` says how many were pooled."""
     if "reliability" not in df.columns:
         return pd.DataFrame()
-    rows = df[(df["setting"] == "few_shot") & ~df["dialled"] & df["method_label"].isin(methods)]
-    rows = rows[(rows["shots"] == shots) | (rows["method_label"] == ZERO_SHOT)]
     out = []
-    for method in method_order(rows["method_label"].unique()):
-        g = rows[rows["method_label"] == method]
-        if method == ZERO_SHOT:
-            g = g.drop_duplicates("dataset")
+    for method, g in runs_by_method(df, methods, shots):
         # a run in two groups of one cell counts once
         g = g.drop_duplicates(["dataset", "seed"])
-        records = [json.loads(r)[split] for r in g["reliability"] if isinstance(r, str) and split in json.loads(r)]
+        parsed = [json.loads(r) for r in g["reliability"] if isinstance(r, str)]
+        records = [r[split] for r in parsed if split in r]
         if not records:
             continue
         counts = np.array([r["count"] for r in records], dtype=float)
@@ -49,10 +46,9 @@ def reliability_table(df: pd.DataFrame, methods: list[str], shots: int, split: s
 
 
 def pooled_ece(table: pd.DataFrame) -> pd.Series:
-    """Per method, the ECE (%) of its pooled reliability diagram: the count-weighted |confidence - accuracy|."""
-    t = table.dropna(subset=["confidence"])
-    gap = (t["confidence"] - t["accuracy"]).abs() * t["count"]
-    return gap.groupby(t["method"]).sum() / t.groupby("method")["count"].sum()
+    """Per method, the ECE (%) of its pooled reliability diagram (the runs' ECE, computed from the pooled bins)."""
+    return pd.Series({method: expected_calibration_error(t.to_dict("list"))
+                      for method, t in table.groupby("method", sort=False)[["count", "confidence", "accuracy"]]})
 
 
 def shift_targets(df: pd.DataFrame) -> list[str]:

@@ -62,10 +62,11 @@ def selection_comparison(df: pd.DataFrame, shots: int, selections: tuple[str, st
     table = table.sort_values("method", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     table["p_adjusted"] = holm(table["p_value"].to_numpy())
     floor = min(1.0, len(table) * 2 * smallest_sign_flip_p(int(table["tasks"].min())))
-    table["outcome"] = np.where(table["p_adjusted"] > alpha, "no difference shown",
-                                np.where(table["gap"] > 0, f"{other} higher", f"{other} lower"))
     if floor > alpha:  # the test cannot reject at this size: it says so instead of deciding
         table["outcome"] = f"not decidable ({int(table['tasks'].min())} tasks, {len(table)} methods)"
+    else:
+        table["outcome"] = np.where(table["p_adjusted"] > alpha, "no difference shown",
+                                    np.where(table["gap"] > 0, f"{other} higher", f"{other} lower"))
     table["rank_reference"] = table["reference"].rank(ascending=False, method="min").astype(int)
     table["rank_other"] = table["other"].rank(ascending=False, method="min").astype(int)
     tau, tau_p = (kendalltau(table["reference"], table["other"]) if len(table) >= 3 else (float("nan"),) * 2)

@@ -515,6 +515,16 @@ def convergence_summary(runs: pd.DataFrame, column: str = "val_accuracy", margin
 CALIBRATION_COLUMNS = {"ece": 100.0, "nll": 1.0, "worst_class_accuracy": 100.0, "accuracy": 100.0}
 
 
+def runs_by_method(df: pd.DataFrame, methods: list[str], shots: int):
+    """(method, its runs) in the study's method order: the undialled few-shot runs of ``methods`` at ``shots``,
+    zero-shot's one run per task whatever its shots."""
+    rows = df[(df["setting"] == "few_shot") & ~df["dialled"] & df["method_label"].isin(methods)]
+    rows = rows[(rows["shots"] == shots) | (rows["method_label"] == ZERO_SHOT)]
+    for method in method_order(rows["method_label"].unique()):
+        g = rows[rows["method_label"] == method]
+        yield method, (g.drop_duplicates("dataset") if method == ZERO_SHOT else g)
+
+
 def calibration_table(df: pd.DataFrame, methods: list[str], shots: int, n_boot: int = 1000,
                       seed: int = 0) -> pd.DataFrame:
     """Beyond top-1, per method at ``shots`` (zero-shot: its one run per task): expected calibration error (15 bins,
@@ -522,13 +532,8 @@ def calibration_table(df: pd.DataFrame, methods: list[str], shots: int, n_boot: 
     tasks of seed means with its 95% CI (hierarchical bootstrap: tasks, then seeds; columns ``<metric>_ci_low`` and
     ``<metric>_ci_high``). Runs recorded before these metrics existed have none and are left out."""
     metrics = [m for m in CALIBRATION_COLUMNS if m in df.columns]
-    rows = df[(df["setting"] == "few_shot") & ~df["dialled"] & df["method_label"].isin(methods)]
-    rows = rows[(rows["shots"] == shots) | (rows["method_label"] == ZERO_SHOT)]
     out = []
-    for method in method_order(rows["method_label"].unique()):
-        g = rows[rows["method_label"] == method]
-        if method == ZERO_SHOT:
-            g = g.drop_duplicates("dataset")
+    for method, g in runs_by_method(df, methods, shots):
         g = g.dropna(subset=["ece"]) if "ece" in g.columns else g.iloc[:0]
         if g.empty:
             continue
