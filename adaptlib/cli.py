@@ -392,7 +392,7 @@ def _cmd_pretrain(args) -> int:
     from dataclasses import replace
 
     from .backbones import embedded_checkpoint
-    from .backbones.pretrain import PretrainConfig, pretrain
+    from .backbones.pretrain import PretrainConfig, pretrain, released_sha256
 
     path = embedded_checkpoint(args.model, args.seed)
     if path.is_file() and not args.force:
@@ -403,8 +403,16 @@ def _cmd_pretrain(args) -> int:
         cfg = replace(cfg, steps=args.steps)
     if args.threads:
         cfg = replace(cfg, threads=args.threads)
+    before = released_sha256(path.parent) if path.is_file() else None
     card = pretrain(cfg, path)
     print(f"pretrained {args.model} (seed {args.seed}) in {card['seconds']['total']:.0f} s -> {path}")
+    print(f"  sha256 {card['sha256']}")
+    if before and before != card["sha256"]:
+        print(f"  differs from the checkpoint it replaced (sha256 {before}): pretraining gives other bits on another "
+              f"CPU or torch build, and every number of the study moves with them; 'git checkout {path.parent}' "
+              f"restores the released checkpoint that the committed figures and calibration came from")
+    elif before:
+        print("  identical to the checkpoint it replaced")
     for row in card["zero_shot"]:
         print(f"  {row['task']:12s} zero-shot {100 * row['zero_shot_accuracy']:5.1f}%  "
               f"(chance {100 * row['chance']:.1f}%)")

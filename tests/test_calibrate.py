@@ -156,3 +156,40 @@ def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_p
         len([r for r in first["rows"] if r["entry"] == "coop"])
     with pytest.raises(SystemExit, match="not in"):
         C.main([str(tmp_path / "in.json"), str(out), "--only", "cocoop"])
+
+
+EMBEDDED_PROFILE = PROFILE.replace("pretrained: null", "pretrained: embedded")
+
+
+@pytest.mark.parametrize("recorded, warns", [("same", False), ("other", True), (None, False)])
+def test_a_sweep_is_warned_when_the_calibration_used_other_weights(tmp_path, monkeypatch, recorded, warns):
+    from adaptlib.backbones.pretrain import PretrainConfig, pretrain
+
+    monkeypatch.setenv("ADAPTLIB_DATA_DIR", str(tmp_path / "data"))
+    tiny = PretrainConfig(model="adaptlib-test", corpus_size=64, steps=1, clean_steps=0, batch_size=16,
+                          warmup_steps=1, threads=1)
+    card = pretrain(tiny, progress=False)
+    (tmp_path / "tiny.yaml").write_text(EMBEDDED_PROFILE)
+    profile = load_profile(tmp_path / "tiny.yaml")
+    assert C.backbone_identity(profile)["sha256"] == card["sha256"]
+    sha = {"same": card["sha256"], "other": "0" * 64, None: None}[recorded]
+    backbone = {"name": "adaptlib-test", "pretrained": "embedded", "sha256": sha} if sha else None
+    C.calibration_file(profile).write_text(json.dumps({"chosen": {}, "backbone": backbone}))
+    warning = C.stale_calibration(profile)
+    assert (warning is not None) == warns
+    if warns:
+        assert "tiny-calibration.json" in warning and "000000000000" in warning and "make calibrate" in warning
+
+
+def test_a_partial_recalibration_refuses_to_keep_choices_made_on_other_weights(tmp_path, monkeypatch):
+    profile_path = tmp_path / "tiny.yaml"
+    profile_path.write_text(PROFILE)
+    spec = {"profile": str(profile_path), "entries": {"coop": {"shots": [1]}, "layernorm": {"shots": [1]}}}
+    (tmp_path / "in.json").write_text(json.dumps(spec))
+    out = tmp_path / "out.json"
+    monkeypatch.setattr(C, "_one", fake_run({"coop": 0.01, "layernorm": 0.1}, []))
+    assert C.main([str(tmp_path / "in.json"), str(out), "--jobs", "0"]) == 0
+    report = json.loads(out.read_text())
+    out.write_text(json.dumps({**report, "backbone": {"name": "adaptlib-test", "sha256": "0" * 64}}))
+    with pytest.raises(SystemExit, match="other weights"):
+        C.main([str(tmp_path / "in.json"), str(out), "--jobs", "0", "--only", "coop"])

@@ -175,8 +175,22 @@ def pretrain(cfg: PretrainConfig, out_path: Path | None = None, progress: bool =
     # one metadata key: safetensors writes several in hash-map order, so the file's bytes would vary between runs
     meta = {"adaptlib": json.dumps({"model": cfg.model, "seed": cfg.seed}, sort_keys=True)}
     atomic_save(out_path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    card["sha256"] = weights_sha256(out_path)
     write_model_card(card, out_path.parent)
     return card
+
+
+def weights_sha256(path: Path) -> str:
+    """The checkpoint's identity: results, calibrations and figures name the weights they came from by it."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def released_sha256(folder: Path) -> str | None:
+    """The sha256 its model card records for the checkpoint in ``folder`` (None: no card, or a card without one)."""
+    card = Path(folder) / "model_card.json"
+    return json.loads(card.read_text()).get("sha256") if card.is_file() else None
 
 
 def _versions() -> dict:
@@ -196,6 +210,8 @@ def write_model_card(card: dict, folder: Path) -> None:
         f"{card['logit_scale']:.1f}. Wall time {card['seconds']['total']:.0f} s "
         f"(corpus {card['seconds']['corpus']:.0f} s, training {card['seconds']['train']:.0f} s) on "
         f"{card['torch_threads']} CPU threads.",
+        "",
+        f"Weights: `model.safetensors`, sha256 `{card.get('sha256', 'not recorded')}`.",
         "",
         "| task | classes | chance | zero-shot accuracy | what it is |",
         "|---|---|---|---|---|",

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..utils.atomic import atomic_write_json
 from ..utils.paths import REPO_ROOT
+from ..backbones.load import BackboneUnavailableError, _resolve_embedded
 from .profile import MethodEntry, Profile, load_profile
 from .run import RunContext, execute
 from .spec import RunSpec
@@ -201,6 +202,41 @@ def check_profile_matches(profile: Profile, report: dict) -> list[str]:
     return problems
 
 
+def backbone_identity(profile: Profile) -> dict | None:
+    """The weights a calibration of ``profile`` trains: its first backbone's name, tag and, for the project's own
+    embedded checkpoints, the file's sha256 (None for weights that are not a local file of the project's)."""
+    from ..backbones.pretrain import weights_sha256
+
+    bb = profile.backbones[0]
+    if not str(bb.pretrained or "").startswith("embedded"):
+        return None
+    path = _resolve_embedded(bb.name, bb.pretrained)
+    return {"name": bb.name, "pretrained": bb.pretrained, "sha256": weights_sha256(path)}
+
+
+def calibration_file(profile: Profile) -> Path:
+    """Where a profile's calibration lives: beside it, ``<profile>-calibration.json``."""
+    return Path(profile.path).with_name(f"{Path(profile.path).stem}-calibration.json")
+
+
+def stale_calibration(profile: Profile) -> str | None:
+    """A warning when the profile's learning rates were calibrated on other weights than the ones at hand: its rates
+    were then chosen for another backbone, and "chosen on the few-shot validation set" no longer holds."""
+    path = calibration_file(profile)
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text()).get("backbone")
+    try:
+        now = backbone_identity(profile)
+    except (BackboneUnavailableError, OSError):  # the sweep's own checks report a missing checkpoint
+        return None
+    if not recorded or not now or recorded["sha256"] == now["sha256"]:
+        return None
+    return (f"warning: {path} calibrated the learning rates on weights with sha256 {recorded['sha256'][:12]}..., but "
+            f"the backbone at hand is {now['sha256'][:12]}...: the rates were chosen for another backbone. Restore the "
+            f"released checkpoint (git checkout data/backbones) or recalibrate (make calibrate) before a study run.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adaptlib.runs.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,10 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     old = json.loads(out.read_text()) if out.is_file() else {}
     keep = {k: v for k, v in old.get("chosen", {}).items() if v["entry"] not in wanted}
+    backbone = backbone_identity(profile)
+    if keep and old.get("backbone") != backbone:
+        raise SystemExit(f"error: {out} keeps {len(keep)} choices calibrated on other weights ({old.get('backbone')}) "
+                         f"than the backbone at hand ({backbone}): recalibrate every entry (drop --only)")
     report = calibrate(profile, {m: entries[m] for m in wanted}, list(profile.datasets), jobs=args.jobs, chosen=keep)
     report["rows"] = [r for r in old.get("rows", []) if r["entry"] not in wanted] + report["rows"]
     report["inputs"] = {**old.get("inputs", {}), **report["inputs"]}
     report["profile"] = spec["profile"]
+    report["backbone"] = backbone
     atomic_write_json(out, report)
     for line in profile_lines(report):
         print(line)

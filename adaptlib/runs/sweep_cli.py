@@ -54,6 +54,7 @@ DRY_RUN_LISTED = 20  # pending runs listed by --dry-run (then "... and N more")
 def cmd_sweep(args) -> int:
     from ..utils.atomic import writable_problem
     from .profile import ProfileError, check_profile_data, load_profile, resolve_profile_path
+    from .calibrate import stale_calibration
     from .store import result_path
     from .sweep import pending_runs, run_sweep
 
@@ -90,6 +91,9 @@ def cmd_sweep(args) -> int:
         for message in invalid:
             print(f"  invalid (the sweep moves it to _invalid/ and redoes its run): {message}")
         return 0
+    stale = stale_calibration(profile)
+    if stale:
+        print(stale, file=sys.stderr)
     loader_workers = args.loader_workers
     if loader_workers is None:
         import torch
