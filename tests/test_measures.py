@@ -87,7 +87,7 @@ def written(store, computed, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the tables
 @pytest.mark.parametrize("name, columns, keys", [
-    ("tasks", ["dataset", "classes"], ["colour", "shape"]),
+    ("tasks", ["dataset", "classes", "group", "description"], ["colour", "shape"]),
     ("class_structure_test", ["dataset", *STRUCTURE], ["colour", "shape"]),
     ("class_structure_train", ["dataset", *STRUCTURE], ["colour", "shape"]),
     ("class_distance", ["dataset", "class_distance"], ["colour"]),
@@ -96,6 +96,17 @@ def test_task_tables(computed, name, columns, keys):
     table = computed[0][name]
     assert list(table.columns) == columns
     assert table["dataset"].tolist() == keys
+
+
+def test_the_examples_table_holds_one_test_image_per_class_read_back_as_arrays(written):
+    from adaptlib.study.notebook import load_measures
+
+    measures = load_measures(written)
+    examples = measures.examples
+    assert examples.groupby("dataset").size().to_dict() == {"colour": 8, "shape": 8}
+    assert examples["image"].iloc[0].shape == (32, 32, 3) and examples["image"].iloc[0].dtype == np.uint8
+    assert measures.groups.to_dict() == {"colour": "main", "shape": "main"}
+    assert measures.descriptions["shape"].startswith("near-domain")
 
 
 @pytest.mark.parametrize("dataset, classes", [("colour", 8), ("shape", 8)])

@@ -101,7 +101,8 @@ def run_notebooks(profile_path: Path, results: Path, data_root: Path, figures: P
             str(notebook), str(executed / notebook.name), cwd=str(REPO_ROOT / "notebooks"), progress_bar=False,
             parameters={"profile": str(profile_path), "results_dir": str(results), "data_root": str(data_root),
                         "figures_dir": str(figures / notebook.stem)})
-        assert (figures / notebook.stem / "verdict.json").is_file()
+        written = figures / notebook.stem
+        assert (written / "verdict.json").is_file() or (written / "tasks.csv").is_file()  # a claim, or the world
     findings = render(figures)
     assert "paper-fixture" in findings and findings.count("####") == 4
 

@@ -40,6 +40,18 @@ def check_folder_dataset(name: str) -> None:
     check_folder_name(name)
 
 
+def dataset_group(name: str) -> str:
+    """'far' for the embedded world's far and out-of-domain tasks (any dial setting of them), else 'main'."""
+    from .embedded.tasks import FAR_TASKS
+
+    return "far" if is_embedded(name) and name.split("@")[0] in FAR_TASKS else "main"
+
+
+def dataset_description(name: str) -> str:
+    """What a task is, in a line (the embedded tasks'; empty for others)."""
+    return TASKS[name.split("@")[0]].description if is_embedded(name) else ""
+
+
 def get_dataset(name: str, root: str | os.PathLike | None = None) -> ClassificationDataset:
     """Load ``name``: an embedded task (``shape``, ``shape@inter=0.5``), your own images (``folder:PATH``, no root
     needed) or a benchmark under ``root`` (``$ADAPTLIB_DATA_ROOT`` when not given)."""

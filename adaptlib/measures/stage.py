@@ -66,7 +66,7 @@ def compute_measures(profile, results_dir: str | Path, data_root: str | None = N
     from tqdm.auto import tqdm
 
     from ..backbones import load_backbone
-    from ..data.registry import get_dataset
+    from ..data.registry import dataset_description, dataset_group, get_dataset
     from ..runs.profile import Profile, load_profile, resolve_profile_path
     from . import drift as D
     from . import structure as S
@@ -97,6 +97,7 @@ def compute_measures(profile, results_dir: str | Path, data_root: str | None = N
                      lambda t=t: S.task_structure(backbone, t, "test", data_root=data_root, device=device)))
         jobs.append((f"structure {t} train", "class_structure_train", t,
                      lambda t=t: S.task_structure(backbone, t, "train", k_max, TRAIN_SEED, data_root, device)))
+        jobs.append((f"examples {t}", "examples", t, lambda t=t: S.example_images(t, data_root)))
     for t in todo["base_to_new_tasks"]:
         jobs.append((f"class distance {t}", "class_distance", t,
                      lambda t=t: S.class_distance(backbone, get_dataset(t, data_root))))
@@ -113,8 +114,10 @@ def compute_measures(profile, results_dir: str | Path, data_root: str | None = N
     bar.close()
 
     tables = {
-        "tasks": pd.DataFrame({"dataset": list(found["tasks"]), "classes": list(found["tasks"].values())},
-                              columns=["dataset", "classes"]).astype({"classes": "int64"}),
+        "tasks": pd.DataFrame({"dataset": list(found["tasks"]), "classes": list(found["tasks"].values()),
+                               "group": [dataset_group(t) for t in found["tasks"]],
+                               "description": [dataset_description(t) for t in found["tasks"]]},
+                              columns=["dataset", "classes", "group", "description"]).astype({"classes": "int64"}),
         "class_structure_test": _structure_table(found["class_structure_test"]),
         "class_structure_train": _structure_table(found["class_structure_train"]),
         "class_distance": pd.DataFrame({"dataset": list(found["class_distance"]),
@@ -123,6 +126,8 @@ def compute_measures(profile, results_dir: str | Path, data_root: str | None = N
         "drift": D.concat_drift(found["drift"].values()),
         "cka": pd.DataFrame(list(found["cka"].values()),
                             columns=None if found["cka"] else ["method", "dataset", "key", "images", "note"]),
+        "examples": pd.DataFrame([row for rows in found["examples"].values() for row in rows],
+                                 columns=["dataset", "label", "classname", "height", "width", "pixels"]),
     }
     manifest = {
         "format": FORMAT,

@@ -69,3 +69,26 @@ def class_distance(backbone, dataset, template: str = "a photo of a {}.") -> flo
     feats = prompt_features(backbone.model, tokens.to(backbone.model.logit_scale.device)).cpu()
     cos = feats[new] @ feats[base].T
     return float((1 - cos.mean(dim=1)).mean())
+
+
+def example_images(dataset: str, data_root: str | None = None, max_classes: int = 8, size: int = 32) -> list[dict]:
+    """The first test image of each of the first ``max_classes`` classes, as rows (dataset, label, classname,
+    height, width, pixels: the hex of its uint8 RGB bytes, at most ``size`` pixels a side), so that a notebook can
+    show what a task is without loading it."""
+    import numpy as np
+
+    from ..data.registry import get_dataset
+
+    ds = get_dataset(dataset, data_root)
+    first: dict[int, object] = {}
+    for sample in ds.split("test"):
+        if sample.label < max_classes and sample.label not in first:
+            first[sample.label] = sample
+    rows = []
+    for label in sorted(first):
+        image = ds.load_image(first[label]).convert("RGB")
+        image.thumbnail((size, size))
+        pixels = np.asarray(image, dtype=np.uint8)
+        rows.append({"dataset": dataset, "label": label, "classname": ds.classnames[label],
+                     "height": pixels.shape[0], "width": pixels.shape[1], "pixels": pixels.tobytes().hex()})
+    return rows

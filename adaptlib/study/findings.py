@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..utils.atomic import atomic_write_text
 
-START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+WORLD_TABLE = "00_embedded_world/tasks_readme.md"
 # The figures that carry each notebook's argument, in the order the README shows them.
 KEY_FIGURES = {
     "01_main_results": ("few_shot_curves", "base_to_new"),
@@ -89,15 +89,17 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def update_readme(readme: str | Path, text: str) -> bool:
-    """Replace the README's findings block with ``text``; True if the README changed."""
+def update_readme(readme: str | Path, text: str, block: str = "findings") -> bool:
+    """Replace the README's ``block`` (between ``<!-- block:start -->`` and ``<!-- block:end -->``) with ``text``;
+    True if the README changed."""
     readme = Path(readme)
     content = readme.read_text()
-    if START not in content or END not in content:
-        raise ValueError(f"{readme} has no findings block: add the lines {START} and {END} where it should go")
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{text}{END}{tail}"
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+    if start not in content or end not in content:
+        raise ValueError(f"{readme} has no {block} block: add the lines {start} and {end} where it should go")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{text}{end}{tail}"
     if new == content:
         return False
     atomic_write_text(readme, new)
@@ -111,4 +113,8 @@ def main_findings(figures: str, out: str, readme: str | None) -> int:
     if readme:
         changed = update_readme(readme, render(figures, Path(readme).parent))
         print(f"README findings section {'updated' if changed else 'unchanged'}: {readme}")
+        world = Path(figures) / WORLD_TABLE
+        if world.is_file():  # notebook 00's table of the tasks, as the README's embedded-world section shows it
+            changed = update_readme(readme, world.read_text().rstrip("\n") + "\n", block="world")
+            print(f"README world table {'updated' if changed else 'unchanged'}: {readme}")
     return 0

@@ -47,6 +47,31 @@ class Measures:
         """Number of classes per task."""
         return self._rows(self.table("tasks"), None, "class count")["classes"]
 
+    @property
+    def groups(self) -> pd.Series:
+        """'main' or 'far' per task (far and out-of-domain tasks are reported apart from the main suite)."""
+        table = self._rows(self.table("tasks"), None, "task group")
+        return table["group"] if "group" in table else pd.Series("main", index=table.index)
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """What each task is, in a line (empty where the dataset has no description)."""
+        table = self._rows(self.table("tasks"), None, "task description")
+        if "description" not in table:
+            return {}
+        return {t: ("" if pd.isna(d) else str(d)) for t, d in table["description"].items()}
+
+    @property
+    def examples(self) -> pd.DataFrame:
+        """One test image per class (at most 8 classes) of each few-shot task: dataset, label, classname, image
+        (an HxWx3 uint8 array)."""
+        import numpy as np
+
+        table = self.table("examples")
+        images = [np.frombuffer(bytes.fromhex(h), dtype=np.uint8).reshape(int(r), int(c), 3)
+                  for h, r, c in zip(table["pixels"], table["height"], table["width"])]
+        return table.drop(columns=["pixels", "height", "width"]).assign(image=images)
+
     def class_structure(self, split: str, tasks: Iterable[str] | None = None) -> pd.DataFrame:
         """Tasks x class-structure measures of the frozen backbone on the ``'test'`` split or the few-shot
         ``'train'`` split (largest shot count, seed 1), in the order of ``tasks`` (default: all, sorted)."""

@@ -558,3 +558,82 @@ def shift_plot(table: pd.DataFrame) -> plt.Figure:
     legend_outside(axes[1])
     fig.tight_layout()
     return fig
+
+
+def world_vs_benchmark(tasks: pd.DataFrame, benchmark: pd.DataFrame, ci: tuple | None = None) -> plt.Figure:
+    """The embedded tasks (main and far, one marker per backbone) beside the 11 benchmark datasets on each measure of
+    notebook 00; zero-shot accuracy with its 95% Wilson interval over the task's test images (``ci``: (low, high)
+    as fractions, in the rows' order)."""
+    from .world import MEASURE_LABEL
+
+    measures = list(MEASURE_LABEL)
+    fig, axes = plt.subplots(1, len(measures), figsize=(2.3 * len(measures), 3.6))
+    backbones = list(dict.fromkeys(tasks["backbone"]))
+    styles = method_style(backbones)
+    columns = [("11-dataset\nbenchmark", None), ("embedded\nmain", "main"), ("embedded\nfar", "far")]
+    scale = {"zero_shot": 100.0, "headroom": 100.0}
+    for ax, m in zip(axes, measures):
+        k = scale.get(m, 1.0)
+        b = benchmark[m].dropna() * k
+        offsets = np.linspace(-0.18, 0.18, len(b)) if len(b) > 1 else np.zeros(len(b))
+        ax.scatter(np.zeros(len(b)) + offsets, b, color="grey", marker="o", s=16,
+                   label="benchmark (literature)" if m == measures[0] else None)
+        for i, (_, group) in enumerate(columns[1:], start=1):
+            for bb in backbones:
+                sel = tasks[(tasks["group"] == group) & (tasks["backbone"] == bb)]
+                if sel.empty:
+                    continue
+                xs = i + (np.linspace(-0.18, 0.18, len(sel)) if len(sel) > 1 else np.zeros(len(sel)))
+                y = sel[m].to_numpy(float) * k
+                label = f"embedded, {bb}" if m == measures[0] and i == 1 else None
+                if m == "zero_shot" and ci is not None:
+                    lo = np.asarray(ci[0], float)[sel.index] * k
+                    hi = np.asarray(ci[1], float)[sel.index] * k
+                    ax.errorbar(xs, y, yerr=_err(y, lo, hi), fmt="none", ecolor=styles[bb]["color"],
+                                capsize=1.5, linewidth=0.8)
+                ax.scatter(xs, y, s=18, label=label, **_scatter_style(styles[bb]))
+        if m in ("classes", "rtd"):
+            ax.set_yscale("log")
+        if m == "intra_inter_ratio":
+            ax.axhline(1.0, **CHANCE_STYLE)
+        if m in ("headroom",):
+            ax.axhline(0.0, **CHANCE_STYLE)
+        if m == "headroom":
+            ax.text(0, 0.5, "not in the\nsources", transform=ax.get_xaxis_transform(), ha="center", fontsize=6,
+                    color="grey")
+        ax.set_xticks(range(len(columns)), [c[0] for c in columns], fontsize=6.5)
+        ax.set_xlim(-0.5, len(columns) - 0.5)
+        ax.set_ylabel(MEASURE_LABEL[m], fontsize=7.5)
+        ax.grid(alpha=0.3, axis="y")
+    axes[1].set_title("zero-shot: 95% Wilson interval over test images", fontsize=7)
+    fig.legend(loc="upper center", ncol=1 + len(backbones), frameon=False, fontsize=7, bbox_to_anchor=(0.5, 1.06))
+    fig.tight_layout()
+    return fig
+
+
+def example_grid(examples: pd.DataFrame, group: pd.Series | None = None) -> plt.Figure:
+    """One test image per class (at most 8) of each task, a row per task, its class names under the images."""
+    datasets = list(dict.fromkeys(examples["dataset"]))
+    width = int(examples.groupby("dataset").size().max())
+    fig, axes = plt.subplots(len(datasets), width, figsize=(1.05 * width, 1.25 * len(datasets)), squeeze=False)
+    for r, d in enumerate(datasets):
+        rows = examples[examples["dataset"] == d].sort_values("label")
+        for c in range(width):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c >= len(rows):
+                ax.axis("off")
+                continue
+            row = rows.iloc[c]
+            ax.imshow(row["image"], interpolation="nearest")
+            ax.set_xlabel(str(row["classname"]), fontsize=6)
+            if c == 0:
+                tag = f" ({group.get(d, 'main')})" if group is not None else ""
+                ax.set_ylabel(f"{d}{tag}", fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("one test image per class (the first eight classes of each task), at the backbone's resolution",
+                 fontsize=8)
+    fig.tight_layout()
+    return fig
