@@ -158,6 +158,15 @@ def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_p
         C.main([str(tmp_path / "in.json"), str(out), "--only", "cocoop"])
 
 
+def test_the_embedded_calibration_was_made_on_the_released_checkpoint():
+    """Rates chosen on other weights are not chosen on this backbone's few-shot validation set."""
+    from adaptlib.backbones.pretrain import released_sha256
+
+    report = json.loads(CALIBRATION.read_text())
+    folder = REPO_ROOT / "data" / "backbones" / "adaptlib-tiny-seed0"
+    assert report["backbone"]["sha256"] == released_sha256(folder)
+
+
 EMBEDDED_PROFILE = PROFILE.replace("pretrained: null", "pretrained: embedded")
 
 
