@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..backbones.load import BackboneUnavailableError, _resolve_embedded
 from ..utils.atomic import atomic_write_json
 from ..utils.paths import REPO_ROOT
-from ..backbones.load import BackboneUnavailableError, _resolve_embedded
 from .profile import MethodEntry, Profile, load_profile
 from .run import RunContext, execute
 from .spec import RunSpec
