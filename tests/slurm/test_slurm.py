@@ -67,13 +67,16 @@ shots: [1]
 seeds: [1, 2]
 methods:
   coop: {{}}
-  layernorm: {{train: {{max_steps: 400, epochs: {{1: 400}}, warmup_epochs: 0}}}}
+  layernorm: {{train: {{max_steps: 1000, epochs: {{1: 1000}}, warmup_epochs: 0}}}}
   clip_adapter: {{}}
-  bitfit: {{train: {{max_steps: 400, epochs: {{1: 400}}, warmup_epochs: 0}}}}
+  bitfit: {{train: {{max_steps: 1000, epochs: {{1: 1000}}, warmup_epochs: 0}}}}
 settings:
   few_shot: {{}}
 cluster: {cluster}
 """
+# A task's slow runs last several seconds each (1,000 steps: about 5.5 s on an idle 2-core machine), so a cancel or
+# requeue sent after its first (fast) run lands mid-task; at 400 steps (about 2 s) SLURM's control path lost that
+# race on idle cores (measured: the task finished its 4 runs first)
 SLOW_RUNS, SLOW_PER_TASK = 8, 4
 
 
