@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -137,7 +138,8 @@ def test_every_calibration_run_trained_at_its_entrys_cap_in_the_profile():
     assert not stale, sorted(stale)
 
 
-def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_path, monkeypatch):
+def calibrated_once(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """(input, output) of a first `calibrate` of coop and layernorm at 1 shot on the tiny profile (runs faked)."""
     profile_path = tmp_path / "tiny.yaml"
     profile_path.write_text(PROFILE)
     spec = {"profile": str(profile_path), "entries": {"coop": {"shots": [1]}, "layernorm": {"shots": [1]}}}
@@ -145,6 +147,12 @@ def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_p
     out = tmp_path / "out.json"
     monkeypatch.setattr(C, "_one", fake_run({"coop": 0.01, "layernorm": 0.1}, []))
     assert C.main([str(tmp_path / "in.json"), str(out), "--jobs", "0"]) == 0
+    return tmp_path / "in.json", out
+
+
+def test_the_command_recalibrates_only_what_it_is_asked_and_keeps_the_rest(tmp_path, monkeypatch):
+    _, out = calibrated_once(tmp_path, monkeypatch)
+    profile_path = tmp_path / "tiny.yaml"
     first = json.loads(out.read_text())
     assert set(first["chosen"]) == {"coop@1", "layernorm@1"} and first["profile"] == str(profile_path)
     monkeypatch.setattr(C, "_one", fake_run({"coop": 0.1, "layernorm": 0.1}, []))
@@ -191,13 +199,7 @@ def test_a_sweep_is_warned_when_the_calibration_used_other_weights(tmp_path, mon
 
 
 def test_a_partial_recalibration_refuses_to_keep_choices_made_on_other_weights(tmp_path, monkeypatch):
-    profile_path = tmp_path / "tiny.yaml"
-    profile_path.write_text(PROFILE)
-    spec = {"profile": str(profile_path), "entries": {"coop": {"shots": [1]}, "layernorm": {"shots": [1]}}}
-    (tmp_path / "in.json").write_text(json.dumps(spec))
-    out = tmp_path / "out.json"
-    monkeypatch.setattr(C, "_one", fake_run({"coop": 0.01, "layernorm": 0.1}, []))
-    assert C.main([str(tmp_path / "in.json"), str(out), "--jobs", "0"]) == 0
+    _, out = calibrated_once(tmp_path, monkeypatch)
     report = json.loads(out.read_text())
     out.write_text(json.dumps({**report, "backbone": {"name": "adaptlib-test", "sha256": "0" * 64}}))
     with pytest.raises(SystemExit, match="other weights"):
