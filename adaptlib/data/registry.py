@@ -10,6 +10,7 @@ from ..utils.names import unknown_name_error
 from .benchmarks import BENCHMARKS, load_benchmark
 from .dataset import ClassificationDataset
 from .embedded import TASKS, load_embedded_task
+from .embedded.tasks import FAR_TASKS
 from .folder import check_folder_name, is_folder_name, load_folder
 
 
@@ -42,8 +43,6 @@ def check_folder_dataset(name: str) -> None:
 
 def dataset_group(name: str) -> str:
     """'far' for the embedded world's far and out-of-domain tasks (any dial setting of them), else 'main'."""
-    from .embedded.tasks import FAR_TASKS
-
     return "far" if is_embedded(name) and name.split("@")[0] in FAR_TASKS else "main"
 
 

@@ -22,7 +22,8 @@ FORMAT = "adaptlib-measures-1"
 
 # table name -> what one row is
 TABLES = {
-    "tasks": "a task of the results (undialled): its number of classes, group (main, or far: reported apart) and what it is",
+    "tasks": "a task of the results (undialled): its number of classes, group (main, or far: reported apart) and "
+             "what it is",
     "class_structure_test": "a few-shot task: class structure of the frozen backbone on its full test split",
     "class_structure_train": "a few-shot task: class structure on its few-shot training split (largest shots, seed 1)",
     "class_distance": "a base-to-new task: APEX's class distance of new to base classes (frozen text features)",
