@@ -41,7 +41,9 @@ def real_step_flops(spec: RunSpec, batch: int, classes: int, shots: int, templat
     for part in model.active_parts:  # as the loop does (ProLIP's lambda = 1/N needs the shots)
         part.begin_training(model, TrainingPlan(1, 1, 1, shots))
     labels = torch.arange(batch) % classes
-    if model.uses_image_encoder:
+    if spec.feature_cache and model.trains_on_pooled:  # ProLIP: cached pooled features through the projection
+        data = Batch(labels=labels, pooled=torch.randn(batch, model.clip.visual.proj.shape[0]))
+    elif model.uses_image_encoder:
         size = backbone.image_size
         data = Batch(labels=labels, images=torch.randn(batch, 3, size, size))
     else:

@@ -761,6 +761,31 @@ def test_prolip_tunes_the_projection_with_its_regulariser(tiny_backbone_factory)
     assert fixed.strength == 0.1
 
 
+def test_prolip_trains_from_pooled_features_through_its_projection(tiny_backbone_factory):
+    """ProLIP's code trains on features saved before the projection: on an open_clip ViT the model takes cached
+    pooled features [B, W] and applies the (trained) projection itself, equal to running the encoder; the frozen
+    features of such a batch use the frozen projection; a tower without pooled features refuses clearly."""
+    from adaptlib.methods.encoders import encode_image, pooled_supported
+
+    m = model_with(tiny_backbone_factory(), [("visual_projection", {})])
+    assert m.uses_image_encoder and m.trains_on_pooled and pooled_supported(m.clip)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        m.clip.visual.proj.add_(0.1 * torch.randn_like(m.clip.visual.proj))  # a trained projection
+        pooled = encode_image(m.clip, images, project=False)
+        assert pooled.shape == (3, m.clip.visual.proj.shape[0])
+        direct = m.image_features_raw(Batch(images=images))
+        torch.testing.assert_close(m.image_features_raw(Batch(pooled=pooled)), direct, rtol=1e-5, atol=1e-6)
+        with m.frozen_view():
+            frozen = m.clip.encode_image(images)
+        torch.testing.assert_close(m.frozen_image_features(Batch(pooled=pooled)), frozen, rtol=1e-5, atol=1e-6)
+    assert not model_with(tiny_backbone_factory(), [("layernorm", {})]).trains_on_pooled  # changes the encoder
+    m.clip.visual.proj = None  # a tower whose output has no projection after the pooled token
+    assert not pooled_supported(m.clip)
+    with pytest.raises(ValueError, match="open_clip ViT image tower"):
+        encode_image(m.clip, images, project=False)
+
+
 def test_maple_promptsrc_and_prolip_recipes_follow_their_reference_configs():
     from adaptlib.data.benchmarks.templates import TIP_ADAPTER_IMAGENET_TEMPLATES
     from adaptlib.training.loop import lr_at
@@ -799,6 +824,6 @@ def test_maple_promptsrc_and_prolip_recipes_follow_their_reference_configs():
     assert [cfg.total_steps(k, 1000 * k) for k in (1, 16)] == [300, 300]  # one full-batch step a epoch
     assert [lr_at(s, 300, 1, cfg) for s in (0, 150, 299)] == pytest.approx(
         [1e-5 * 0.5 * (1 + math.cos(math.pi * s / 300)) for s in (0, 150, 299)])  # CosineAnnealingLR(T_max=300)
-    assert prolip.crop_scale == (0.5, 1.0)
+    assert prolip.crop_scale == (0.5, 1.0) and cfg.views == 300  # aug_views: 300 views saved before training
     assert prolip.templates_for("imagenet", ["a photo of a {}."]) == list(TIP_ADAPTER_IMAGENET_TEMPLATES)
     assert prolip.templates_for("dtd", ["{} texture."]) == ["{} texture."]

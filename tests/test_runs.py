@@ -163,6 +163,30 @@ def test_a_run_that_tunes_the_image_encoder_caches_only_frozen_features(method):
     assert after["metrics"]["accuracy"] == fresh["metrics"]["accuracy"]
 
 
+def test_prolip_trains_and_evaluates_on_cached_pooled_features():
+    """A ProLIP run reads the pooled features of its views and of the test set from the cache (one entry per view,
+    apart from the projected features'); its test accuracy is that of the trained projection run through the
+    image encoder; a second run on the filled cache gives the same numbers."""
+    from adaptlib.runs.run import Run, prepare, train_alone
+    from adaptlib.training.evaluate import accuracy, encode_adapted, predict
+
+    prolip = RunSpec("prolip", "shape", shots=2, seed=1, train={"max_steps": 5, "lr": 1e-2, "views": 3}, **TINY)
+    prep = prepare(prolip, RunContext())
+    run: Run = prep.run
+    assert run.cached_mode and run.pooled_mode and prep.member.batches.pooled
+    assert prep.member.batches.views.shape[1:] == (3, run.model.clip.visual.proj.shape[0])
+    train_alone(prep)
+    frozen, encoded = run.features_for(run.task, run.task.test, "test")
+    adapted = encode_adapted(run.model, run.task, run.task.test, run.tf_cfg, run.device, 64, 0)
+    torch.testing.assert_close(encoded, adapted, rtol=1e-4, atol=1e-5)
+    y = run.labels(run.task.test)
+    assert accuracy(predict(run.model, y, run.device, frozen, encoded), y) == \
+        accuracy(predict(run.model, y, run.device, frozen, adapted), y)
+    first, second = execute(prolip), execute(prolip)
+    assert first["data"]["feature_cache"] and first["metrics"] == second["metrics"]
+    assert first["metrics"]["image_feature_drift"] > 0
+
+
 def test_calibration_metrics_by_hand():
     from adaptlib.training.evaluate import calibration_metrics
 

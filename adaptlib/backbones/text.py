@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .blocks import computes_at_one_position, output_at
 from .family import UnsupportedBackboneError, text_tower
 from .load import Backbone
 
@@ -46,19 +47,25 @@ class DeepTextPrompts:
     start: int
 
 
-def _blocks_with_deep_prompts(transformer, x: torch.Tensor, mask: torch.Tensor | None,
-                              deep: DeepTextPrompts) -> torch.Tensor:
-    """open_clip's ``Transformer.forward`` block by block (batch first), with the deep prompts spliced in."""
+def _blocks_at_pooled_token(transformer, x: torch.Tensor, mask: torch.Tensor | None, pooled: torch.Tensor,
+                            deep: DeepTextPrompts | None) -> torch.Tensor:
+    """open_clip's ``Transformer.forward`` block by block (batch first), with the deep prompts spliced in, the last
+    block computed only at each prompt's ``pooled`` position (``blocks.output_at``): [N, W]."""
     if not getattr(transformer, "batch_first", True):
         raise UnsupportedBackboneError("deep text prompts need a batch-first text transformer (open_clip >= 2.24)")
-    for i, block in enumerate(transformer.resblocks):
-        tokens = deep.tokens(i) if i > 0 else None
+    blocks = transformer.resblocks
+    for i, block in enumerate(blocks):
+        tokens = deep.tokens(i) if deep is not None and i > 0 else None
         if tokens is not None:
             start, n = deep.start, tokens.shape[0]
             tokens = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
             x = torch.cat([x[:, :start], tokens, x[:, start + n:]], dim=1)
+        if i == len(blocks) - 1 and computes_at_one_position(block):
+            positions = torch.arange(x.shape[1], device=x.device)
+            blocked = positions[None, :] > pooled[:, None] if mask is not None else None  # the causal mask's row
+            return output_at(block, x, pooled, blocked)[:, 0]
         x = block(x, attn_mask=mask)
-    return x
+    return x[torch.arange(x.shape[0], device=x.device), pooled]
 
 
 def encode_text_embeddings(model, embeddings: torch.Tensor, eot_index: torch.Tensor,
@@ -68,22 +75,21 @@ def encode_text_embeddings(model, embeddings: torch.Tensor, eot_index: torch.Ten
 
     With a causal mask, positions after the EOT never influence it, so prompts can be encoded at the length they
     need instead of the full context: identical features, less compute (a bidirectional tower is given the whole
-    context: ``TextTower.trimmable``). Prompt learners (CoOp, APEX) call this with their own context vectors
-    spliced into the embeddings; deep prompt learners (MaPLe, IVLP) also give ``deep``, which runs the blocks one
-    by one to splice their tokens in (without it, the transformer runs as the model's own ``encode_text``).
+    context: ``TextTower.trimmable``); and only the pooled token of the last block's output is read, so that
+    block runs at that token alone (``blocks.output_at``: the same features up to float rounding). Prompt
+    learners (CoOp, APEX) call this with their own context vectors spliced into the embeddings; deep prompt
+    learners (MaPLe, IVLP) also give ``deep``, whose tokens are spliced in before the deeper blocks.
     """
     tower = text_tower(model)
     text = tower.module
     length = embeddings.shape[1]
     x = embeddings + text.positional_embedding[:length].to(embeddings.dtype)
     mask = text.attn_mask[:length, :length] if text.attn_mask is not None else None
-    if deep is None:
-        x = text.transformer(x, attn_mask=mask)
+    if deep is None and not getattr(text.transformer, "batch_first", True):
+        x = text.transformer(x, attn_mask=mask)[torch.arange(x.shape[0], device=x.device), eot_index]
     else:
-        x = _blocks_with_deep_prompts(text.transformer, x, mask, deep)
-    x = text.ln_final(x)
-    x = x[torch.arange(x.shape[0], device=x.device), eot_index]
-    return tower.project(x)
+        x = _blocks_at_pooled_token(text.transformer, x, mask, eot_index, deep)
+    return tower.project(text.ln_final(x))
 
 
 def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: int | None = 128,

@@ -12,18 +12,35 @@ from collections.abc import Callable
 
 import torch
 
+from ..backbones.blocks import computes_at_one_position, output_at
 from ..backbones.family import OPENCLIP_VIT, TIMM_VIT, family_of, unsupported
 
 
-def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torch.Tensor | None] | None = None
-                 ) -> torch.Tensor:
-    """Unnormalised image features [B, E]; ``visual_tokens(layer)`` gives prompt tokens [n, W] or None.
+def pooled_supported(clip) -> bool:
+    """Whether ``encode_image(..., project=False)`` gives the features before the tower's last projection: an
+    open_clip ViT (``pooled @ visual.proj``); a timm or ResNet tower applies its projection inside its head."""
+    return family_of(clip) == OPENCLIP_VIT and isinstance(getattr(clip.visual, "proj", None), torch.Tensor)
+
+
+def project_pooled(clip, pooled: torch.Tensor) -> torch.Tensor:
+    """The tower's last projection applied to pooled features (``pooled_supported`` towers): its output."""
+    return pooled @ clip.visual.proj
+
+
+def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torch.Tensor | None] | None = None,
+                 project: bool = True) -> torch.Tensor:
+    """Unnormalised image features [B, E]; ``visual_tokens(layer)`` gives prompt tokens [n, W] or None. With
+    ``project=False`` (``pooled_supported`` towers only) the pooled features [B, W] before the last projection.
 
     As in the CLIP prompt-learning code (MaPLe/IVLP, APEX): layer-0 prompts are appended after the patch tokens
     before ``ln_pre`` (they get no positional embedding); a deep prompt for block i >= 1 replaces the previous
-    prompt outputs before that block. Without prompts this is exactly ``clip.encode_image``.
+    prompt outputs before that block. Without prompts this is ``clip.encode_image`` up to float rounding: the last
+    block computes only the CLS token the tower pools at (``backbones.blocks``).
     """
     family = family_of(clip)
+    if not project and not pooled_supported(clip):
+        raise ValueError(f"pooled image features (before the last projection) need an open_clip ViT image tower, "
+                         f"which applies its projection last; this backbone is a {family_of(clip)}")
     if family != OPENCLIP_VIT:
         if visual_tokens is None:
             return clip.encode_image(images)
@@ -46,14 +63,20 @@ def encode_image(clip, images: torch.Tensor, visual_tokens: Callable[[int], torc
     if first is not None:
         x = torch.cat([x, first], dim=1)
     x = visual.ln_pre(x)
-    for i, block in enumerate(visual.transformer.resblocks):
+    blocks = visual.transformer.resblocks
+    # pooled at the CLS token: the last block computes that token alone (``blocks.output_at``)
+    at_cls = visual.attn_pool is None and visual.pool_type == "tok"
+    for i, block in enumerate(blocks):
         deep = prompts(i) if i > 0 else None
         if deep is not None:
             x = torch.cat([x[:, :n_base], deep], dim=1)
-        x = block(x)
+        if at_cls and i == len(blocks) - 1 and computes_at_one_position(block):
+            x = output_at(block, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+        else:
+            x = block(x)
     x = x[:, :n_base]
     pooled, _ = visual._pool(x)
-    if visual.proj is not None:
+    if project and visual.proj is not None:
         pooled = pooled @ visual.proj
     return pooled
 

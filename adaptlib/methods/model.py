@@ -20,7 +20,7 @@ from ..backbones.family import logit_bias
 from ..backbones.load import Backbone
 from ..backbones.text import (DeepTextPrompts, average_templates, class_prompts, encode_prompts, prompt_features,
                               token_frame)
-from .encoders import encode_image
+from .encoders import encode_image, pooled_supported, project_pooled
 from .parts.base import Part, overrides
 from .step import Batch, StepOutput
 
@@ -119,6 +119,14 @@ class AdaptedCLIP(nn.Module):
         return any(p.modifies_image_encoder for p in self.parts)
 
     @property
+    def trains_on_pooled(self) -> bool:
+        """True when the image encoder changes only in its last projection (ProLIP) on a tower that exposes the
+        pooled features before it: those stay frozen and can be cached, and the model projects them itself."""
+        changing = [p for p in self.parts if p.modifies_image_encoder]
+        return bool(changing) and all(p.modifies_only_image_projection for p in changing) and \
+            pooled_supported(self.clip)
+
+    @property
     def uses_text_encoder(self) -> bool:
         """True when the class text features change during training."""
         return any(p.modifies_text_encoder or p.is_prompt_learner for p in self.parts)
@@ -201,6 +209,8 @@ class AdaptedCLIP(nn.Module):
     def image_features_raw(self, batch: Batch) -> torch.Tensor:
         if batch.encoded is not None:
             return batch.encoded
+        if batch.pooled is not None:  # cached pooled features: only the (possibly tuned) projection runs
+            return project_pooled(self.clip, batch.pooled)
         if batch.features is not None and not self.uses_image_encoder:
             return batch.features
         if batch.images is None:
@@ -239,10 +249,10 @@ class AdaptedCLIP(nn.Module):
         the encoder with every part off (None when the batch has neither, e.g. encoder outputs only)."""
         if batch.features is not None:
             return batch.features
-        if batch.images is None:
+        if batch.images is None and batch.pooled is None:
             return None
         with self.frozen_view():
-            return self.image_features_raw(Batch(images=batch.images))
+            return self.image_features_raw(Batch(images=batch.images, pooled=batch.pooled))
 
     def forward(self, batch: Batch) -> StepOutput:
         parts = self.active_parts

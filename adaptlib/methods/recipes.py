@@ -165,16 +165,18 @@ PROMPTSRC_SOURCE = ("muzairkhattak/PromptSRC: configs/trainers/PromptSRC/vit_b16
 # ProLIP (astra-vision/ProLIP configs/base.yaml, configs/experiments/few_shot_no_val_lr1e-5_lambda_1_N.yaml,
 # base_to_new_VITB16.yaml, DG_VITB16.yaml; methods/ProLIP.py): Adam (eps 1e-4, no weight decay) at 1e-5, 300 epochs
 # of one full-batch step each (the whole few-shot set), CosineAnnealingLR(T_max=300) stepped every epoch, no
-# warm-up; support images cropped at scale 0.5-1 (main.py); ImageNet prompted with Tip-Adapter's 7 templates
+# warm-up; support images cropped at scale 0.5-1 (main.py); ImageNet prompted with Tip-Adapter's 7 templates; it
+# trains on the pre-projection features of 300 augmented views saved beforehand (aug_views: 300, save_features)
 PROLIP_FULL_BATCH = 16_000  # the whole few-shot set: ImageNet at 16 shots, the protocol's largest, is 16,000 images
 PROLIP_ADAM = TrainConfig(optimizer="adamw", lr=1e-5, eps=1e-4, weight_decay=0.0, batch_size=PROLIP_FULL_BATCH,
-                          epochs={1: 300}, warmup_epochs=0)
+                          epochs={1: 300}, warmup_epochs=0, views=300)
 PROLIP_SOURCE = ("astra-vision/ProLIP: methods/ProLIP.py (VisProjViT, MSELoss(reduction='sum'), Adam eps 1e-4, "
                  "CosineAnnealingLR per epoch, lambda_funct_1_N), configs/base.yaml (lr_v 1e-5, train_epoch 300, "
                  "lambda 1/N), configs/experiments/few_shot_no_val_lr1e-5_lambda_1_N.yaml, base_to_new_VITB16.yaml, "
-                 "DG_VITB16.yaml, main.py (crop 0.5-1), datasets/imagenet.py (7 templates); code not followed: it "
-                 "trains on pre-projection features cached for 300 augmented views (one view a step), here the image "
-                 "encoder runs on freshly augmented images every step (the same distribution of views)")
+                 "DG_VITB16.yaml, main.py (crop 0.5-1), datasets/imagenet.py (7 templates), "
+                 "configs/experiments/save_feat_VITB16.yaml (aug_views 300: pre-projection features of 300 augmented "
+                 "views saved once; each epoch reads one view, here each image draws one of its 300 views); on a "
+                 "tower without pooled features before its projection (ResNet, timm) the encoder runs every step")
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("zeroshot", (), NO_TRAINING, "Radford et al., ICML 2021",

@@ -17,13 +17,14 @@ class Batch:
     images: torch.Tensor | None = None  # preprocessed pixels [B, 3, H, W]
     features: torch.Tensor | None = None  # frozen, unnormalised image features [B, E] (feature cache)
     encoded: torch.Tensor | None = None  # this model's own image-encoder output [B, E], computed earlier
+    pooled: torch.Tensor | None = None  # frozen pooled features before the tower's projection [B, W] (cache)
 
     def to(self, device) -> "Batch":
         move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
-        return Batch(move(self.labels), move(self.images), move(self.features), move(self.encoded))
+        return Batch(move(self.labels), move(self.images), move(self.features), move(self.encoded), move(self.pooled))
 
     def __len__(self) -> int:
-        for t in (self.labels, self.features, self.images):
+        for t in (self.labels, self.features, self.images, self.pooled):
             if t is not None:
                 return t.shape[0]
         return 0

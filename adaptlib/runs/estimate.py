@@ -117,6 +117,7 @@ class MethodCost:
 
     trains: bool
     cached: bool  # frozen image encoder: trains and evaluates from the feature cache
+    pooled: bool  # cached as the pooled features before the tower's projection, which the run trains (ProLIP)
     needs_fit: bool  # fits on frozen few-shot train and val features (Tip-Adapter's cache, the linear probe)
     tunes: bool  # a part chooses values on the few-shot val set
     text_trains: bool  # the text features change during training (prompt learners, tuned text towers)
@@ -220,11 +221,14 @@ class FlopCounter:
         return build_model(backbone, _names(classes), list(MEASURE_TEMPLATES[:templates]), recipe_for(spec),
                            "few_shot", "", spec.part_overrides())
 
-    def _head_step(self, model: AdaptedCLIP, batch: int, classes: int) -> int:
+    def _head_step(self, model: AdaptedCLIP, batch: int, classes: int, pooled: bool = False) -> int:
         """One training step with the image encoder's output given, so everything after the encoder is counted;
-        when the encoder trains, the gradient flows back to its output as in the real step."""
+        when the encoder trains, the gradient flows back to its output as in the real step (``pooled``: from cached
+        pooled features [B, W] through the trained projection [W, E], whose product and weight gradient, 2BWE FLOPs
+        each, are added: the image tower, projection included, sits on meta tensors)."""
         feats = torch.randn(batch, self.dim)
         labels = torch.arange(batch) % classes
+        projection = 4 * batch * model.clip.visual.proj.shape[0] * self.dim if pooled else 0
         if model.uses_image_encoder:
             data = Batch(labels=labels, encoded=feats.requires_grad_(True))
         else:
@@ -237,7 +241,7 @@ class FlopCounter:
 
         flops = count_flops(step)
         model.zero_grad(set_to_none=True)
-        return flops
+        return flops + projection
 
     def method(self, spec: RunSpec, templates: int = 1) -> MethodCost:
         """The method's costs (cached per method, parts, options and template count)."""
@@ -246,7 +250,9 @@ class FlopCounter:
             return self.costs[key]
         models = {c: self._model(spec, c, templates) for c in (1, 2)}
         m = models[1]
-        cost = MethodCost(trains=m.num_trainable() > 0, cached=spec.feature_cache and not m.uses_image_encoder,
+        pooled = spec.feature_cache and m.trains_on_pooled
+        cost = MethodCost(trains=m.num_trainable() > 0, pooled=pooled,
+                          cached=spec.feature_cache and not m.uses_image_encoder or pooled,
                           needs_fit=any(p.needs_training_features for p in m.parts), tunes=_tunes(m),
                           text_trains=m.uses_text_encoder, prompt_learner=m.prompt_learner is not None)
         if cost.trains and cost.needs_fit:
@@ -254,7 +260,7 @@ class FlopCounter:
         elif cost.trains:
             for model in models.values():
                 _train_mode(model)
-            cost.head = _bilinear({(b, c): self._head_step(models[c], b, c) for b in (1, 2) for c in (1, 2)})
+            cost.head = _bilinear({(b, c): self._head_step(models[c], b, c, pooled) for b in (1, 2) for c in (1, 2)})
             if cost.text_trains:  # the same step with its prompts checkpointed chunk by chunk
                 per_prompt = cost.head[2] + cost.head[3]
                 models[2].text_chunk = 1
@@ -262,7 +268,7 @@ class FlopCounter:
                 models[2].text_chunk = TEXT_CHUNK
                 plain = sum(cost.head) + cost.head[2] + cost.head[3]  # f(1, 2)
                 cost.recompute_ratio = max(0.0, (chunked - plain) / (2 * per_prompt)) if per_prompt > 0 else 0.0
-        if m.uses_image_encoder:
+        if m.uses_image_encoder and not pooled:
             m.to("meta")
             _train_mode(m)
             images = torch.empty(2, 3, self.size, self.size, device="meta")
@@ -446,7 +452,7 @@ def _estimate(profile: Profile, tflops: float, utilisation: float, device: str, 
         split = (spec.backbone, spec.dataset, subset, spec.shots, spec.seed)
         if cost.cached and cost.trains:
             crop = spec.crop_scale or recipe.crop_scale
-            shared[(*split, "views", crop, cfg.views)] = n_train * cfg.views * frozen
+            shared[(*split, "pooled" if cost.pooled else "views", crop, cfg.views)] = n_train * cfg.views * frozen
         if cost.needs_fit:
             shared[(*split, "train")] = n_train * frozen
         if cost.needs_fit or cost.tunes:

@@ -20,6 +20,7 @@ from ..data.protocol import FewShotTask, sample_few_shot, subsample_classes
 from ..data.registry import get_dataset
 from ..data.transforms import TransformConfig
 from ..methods import build_model
+from ..methods.encoders import project_pooled
 from ..methods.model import AdaptedCLIP
 from ..methods.parts.base import ClassesNotSupported, Part
 from ..methods.state import save_adapted_state
@@ -96,7 +97,7 @@ class Run:
     train_task: FewShotTask  # what the model trains on (the base half in base-to-new)
     model: AdaptedCLIP
     tf_cfg: TransformConfig
-    cached_mode: bool  # frozen image encoder: train and evaluate from cached features
+    cached_mode: bool  # frozen image encoder (or all but its projection): train and evaluate from cached features
     recipe: object = None  # the method's recipe: its own prompt templates where its reference code has them
 
     def templates_for(self, dataset: str, default) -> list[str]:
@@ -118,14 +119,19 @@ class Run:
                             recipe, spec.setting, spec.dataset, spec.part_overrides()).to(device)
         tf_cfg = TransformConfig.for_backbone(backbone, crop_scale=spec.crop_scale or recipe.crop_scale)
         return cls(spec, ctx, device, cache, backbone, task, train_task, model, tf_cfg,
-                   spec.feature_cache and not model.uses_image_encoder, recipe)
+                   spec.feature_cache and (not model.uses_image_encoder or model.trains_on_pooled), recipe)
+
+    @property
+    def pooled_mode(self) -> bool:
+        """Cached, with the tower's last projection trained: the cache holds the pooled features before it."""
+        return self.cached_mode and self.model.uses_image_encoder
 
     @property
     def ensemble_parts(self) -> list[Part]:
         """Parts whose ensemble weight ``alpha`` acts only at inference, so a sweep over it needs no retraining."""
         return self.model.parts_with_inference_option("alpha")
 
-    def frozen(self, task: FewShotTask, samples, split: str, views: int = 0) -> torch.Tensor:
+    def frozen(self, task: FewShotTask, samples, split: str, views: int = 0, pooled: bool = False) -> torch.Tensor:
         """The frozen backbone's features of ``samples``: from the cache, or encoded by the backbone with every
         part switched off and its trained weights at their frozen values. The model's CLIP is the backbone's own
         module, which parts tune in place (LayerNorms, biases) or wrap (LoRA): encoded after training without
@@ -133,7 +139,7 @@ class Run:
         with self.model.frozen_view():
             return frozen_features(self.backbone, task, samples, split, self.tf_cfg, self.device, self.cache,
                                    views=views, seed=self.spec.seed, batch_size=self.ctx.batch_size_eval,
-                                   num_workers=self.ctx.num_workers, progress=self.ctx.progress)
+                                   num_workers=self.ctx.num_workers, progress=self.ctx.progress, pooled=pooled)
 
     def labels(self, samples) -> torch.Tensor:
         return torch.tensor([s.label for s in samples], dtype=torch.long)
@@ -146,7 +152,8 @@ class Run:
         needs_fit = any(p.needs_training_features for p in model.parts)
         views = None
         if (self.cached_mode and has_trainable) or needs_fit:
-            views = self.frozen(tt, tt.train, f"train-{spec.shots}shot", views=train_cfg.views)
+            views = self.frozen(tt, tt.train, f"train-{spec.shots}shot", views=train_cfg.views,
+                                pooled=self.pooled_mode and not needs_fit)
         chosen: dict = {}
         if needs_fit:
             train_feats = TrainFeatures(views, self.frozen(tt, tt.train, f"train-{spec.shots}shot"),
@@ -161,7 +168,10 @@ class Run:
         per_epoch = train_cfg.steps_per_epoch(len(tt.train))
         torch.manual_seed(spec.seed)  # training draws never depend on what the feature cache held
         if self.cached_mode:
-            batches = FeatureBatches(views, self.labels(tt.train), train_cfg.batch_size, spec.seed)
+            if self.pooled_mode and needs_fit:  # the fit read the projected views; training reads the pooled
+                views = self.frozen(tt, tt.train, f"train-{spec.shots}shot", views=train_cfg.views, pooled=True)
+            batches = FeatureBatches(views, self.labels(tt.train), train_cfg.batch_size, spec.seed,
+                                     pooled=self.pooled_mode)
         else:
             batches = ImageBatches(tt, tt.train, self.tf_cfg, train_cfg.batch_size, spec.seed, self.ctx.num_workers,
                                    encode_with=None if model.uses_image_encoder else model.clip, device=self.device)
@@ -172,7 +182,11 @@ class Run:
         """(frozen features, the adapted encoder's features) of ``samples``, each computed only if needed."""
         frozen = self.frozen(task, samples, split)
         encoded = None
-        if not self.cached_mode:
+        if self.pooled_mode:  # the trained projection of the cached pooled features
+            with torch.no_grad():
+                pooled = self.frozen(task, samples, split, pooled=True).to(self.device)
+                encoded = project_pooled(self.model.clip, pooled).float().cpu()
+        elif not self.cached_mode:
             encoded = encode_adapted(self.model, task, samples, self.tf_cfg, self.device, self.ctx.batch_size_eval,
                                      self.ctx.num_workers)
         return frozen, encoded

@@ -26,8 +26,10 @@ def _steps(n: int, batch_size: int) -> list[slice]:
 
 
 class FeatureBatches:
-    def __init__(self, views: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
-        self.views, self.labels, self.batch_size = views, labels, batch_size
+    """Batches of cached views; ``pooled``: the views are features before the tower's last projection."""
+
+    def __init__(self, views: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, pooled: bool = False):
+        self.views, self.labels, self.batch_size, self.pooled = views, labels, batch_size, pooled
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, epoch: int) -> Iterator[Batch]:
@@ -36,7 +38,9 @@ class FeatureBatches:
         pick = torch.randint(0, v, (n,), generator=self.generator)
         for sl in _steps(n, self.batch_size):
             idx = order[sl]
-            yield Batch(labels=self.labels[idx], features=self.views[idx, pick[idx]])
+            feats = self.views[idx, pick[idx]]
+            yield Batch(labels=self.labels[idx], pooled=feats) if self.pooled else \
+                Batch(labels=self.labels[idx], features=feats)
 
 
 class ImageBatches:

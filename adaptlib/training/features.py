@@ -2,7 +2,8 @@
 
 A cache entry is keyed by everything that changes its numbers: backbone and weights, dataset content, split,
 the exact samples, the transform (and, for augmented views, the view's seed). Methods whose image encoder is
-frozen then train on these features instead of running the encoder every step, as Tip-Adapter does.
+frozen then train on these features instead of running the encoder every step, as Tip-Adapter does. Methods that
+tune only the tower's last projection train on the pooled features before it (``pooled``), as ProLIP's code does.
 """
 
 from __future__ import annotations
@@ -74,11 +75,15 @@ class FeatureCache:
 @torch.no_grad()
 def encode_samples(clip, task, samples: list[Sample], cfg: TransformConfig, train: bool, device: torch.device,
                    batch_size: int = 256, num_workers: int = 0, generator: torch.Generator | None = None,
-                   progress: bool = False, desc: str = "features") -> torch.Tensor:
-    """Unnormalised frozen image features [N, E] of ``samples`` in order (train transform if ``train``)."""
+                   progress: bool = False, desc: str = "features", pooled: bool = False) -> torch.Tensor:
+    """Unnormalised frozen image features [N, E] of ``samples`` in order (train transform if ``train``); with
+    ``pooled`` the features [N, W] before the tower's last projection."""
     from tqdm.auto import tqdm
 
+    from ..methods.encoders import encode_image
     from .loop import autocast_for
+
+    encode = (lambda x: encode_image(clip, x, project=False)) if pooled else clip.encode_image
 
     out = []
     batches = image_batches(task, samples, cfg, train, batch_size, generator=generator, num_workers=num_workers,
@@ -86,16 +91,18 @@ def encode_samples(clip, task, samples: list[Sample], cfg: TransformConfig, trai
     total = -(-len(samples) // batch_size)
     for images, _ in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False, mininterval=1.0):
         with autocast_for(device):
-            out.append(clip.encode_image(images.to(device, non_blocking=True)).float().cpu())
+            out.append(encode(images.to(device, non_blocking=True)).float().cpu())
     if not out:
-        return torch.empty(0, embed_dim(clip))
+        return torch.empty(0, clip.visual.proj.shape[0] if pooled else embed_dim(clip))
     return torch.cat(out)
 
 
 def frozen_features(backbone, task, samples: list[Sample], split: str, transform_cfg: TransformConfig,
                     device: torch.device, cache: FeatureCache, views: int = 0, seed: int = 0,
-                    batch_size: int = 256, num_workers: int = 0, progress: bool = False) -> torch.Tensor:
-    """[N, E] features with the test transform (``views=0``), or [N, V, E] over V augmented views."""
+                    batch_size: int = 256, num_workers: int = 0, progress: bool = False,
+                    pooled: bool = False) -> torch.Tensor:
+    """[N, E] features with the test transform (``views=0``), or [N, V, E] over V augmented views; ``pooled``:
+    the features before the tower's last projection ([N, W], [N, V, W]), cached apart."""
     base_key = {
         "backbone": backbone.key,
         "dataset": task.dataset.name,
@@ -104,13 +111,15 @@ def frozen_features(backbone, task, samples: list[Sample], split: str, transform
         "samples": _digest([s.key for s in samples]),
         "n": len(samples),
     }
+    if pooled:  # a key of its own; the projected features' keys stay as they were
+        base_key["stage"] = "pooled"
     if views <= 0:
         key = {**base_key, "transform": transform_cfg.describe(train=False)}
         cached = cache.load(key)
         if cached is not None and cached.shape[0] == len(samples):
             return cached
         feats = encode_samples(backbone.model, task, samples, transform_cfg, False, device, batch_size, num_workers,
-                               progress=progress, desc=f"encode {split}")
+                               progress=progress, desc=f"encode {split}", pooled=pooled)
         cache.save(key, feats)
         return feats
     from tqdm.auto import tqdm
@@ -133,7 +142,7 @@ def frozen_features(backbone, task, samples: list[Sample], split: str, transform
             torch.manual_seed(view_seed)
             gen = torch.Generator().manual_seed(view_seed)
             feats = encode_samples(backbone.model, task, samples, transform_cfg, True, device, batch_size,
-                                   num_workers, generator=gen)
+                                   num_workers, generator=gen, pooled=pooled)
         cache.save(key, feats)
         per_view.append(feats)
         bar.update(1)

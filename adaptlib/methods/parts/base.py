@@ -95,6 +95,9 @@ class Part(nn.Module):
     # What the part touches decides which shortcuts the training core may take.
     modifies_image_encoder: ClassVar[bool] = False  # False: frozen image features can be cached
     modifies_text_encoder: ClassVar[bool] = False  # False: class text features can be computed once
+    # True: of the image encoder it changes only the last linear projection, so the pooled features before it can
+    # be cached (on towers that expose them: ``encoders.pooled_supported``) and the model projects them itself
+    modifies_only_image_projection: ClassVar[bool] = False
     is_prompt_learner: ClassVar[bool] = False  # builds the class prompts' token embeddings
     is_visual_prompt: ClassVar[bool] = False  # inserts tokens into the image transformer
     class_specific: ClassVar[bool] = False  # holds parameters tied to the training classes

@@ -49,6 +49,7 @@ class VisualProjection(Part):
     name = "visual_projection"
     config_class = VisualProjectionConfig
     modifies_image_encoder = True
+    modifies_only_image_projection = True  # the code's cache: pre-projection features of augmented views
 
     def __init__(self, config=None):
         super().__init__(config)
