@@ -310,6 +310,7 @@ def test_parameter_selections(tiny_backbone_factory, part, options, expected):
 
 
 def test_chunked_text_encoding_matches_with_gradients(tiny_backbone_factory):
+    torch.manual_seed(0)
     m = model_with(tiny_backbone_factory(), [("coop_prompt", {"n_ctx": 4})], classes=[f"thing {i}" for i in range(9)])
     emb, eot = m.prompt_learner.prompt_embeddings(m, None)
     whole = encode_prompts(m.clip, emb, eot, chunk=100)
@@ -318,7 +319,8 @@ def test_chunked_text_encoding_matches_with_gradients(tiny_backbone_factory):
     chunked = encode_prompts(m.clip, emb, eot, chunk=4)
     (g_chunked,) = torch.autograd.grad(chunked.square().sum(), m.prompt_learner.ctx)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(g_chunked, g_whole, atol=1e-5, rtol=1e-5)
+    # float32 sums in another order: within 1e-5 of the largest gradient
+    torch.testing.assert_close(g_chunked, g_whole, atol=1e-5 * float(g_whole.abs().max()), rtol=1e-5)
 
 
 def test_part_options_are_validated():

@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 from .blocks import computes_at_one_position, output_at
 from .family import UnsupportedBackboneError, text_tower
 from .load import Backbone
+from .shared_prefix import PACKED_POSITIONS, outputs_at_rows, pack, packed_mask, pooled_rows
 
 
 def tokenize(backbone: Backbone, texts: Sequence[str]) -> torch.Tensor:
@@ -93,13 +94,24 @@ def encode_text_embeddings(model, embeddings: torch.Tensor, eot_index: torch.Ten
 
 
 def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: int | None = 128,
-                   deep: DeepTextPrompts | None = None) -> torch.Tensor:
-    """Text features [N, E] of prompt embeddings [N, L, W], ``chunk`` prompts at a time (None: all at once);
-    ``deep``: deep text prompts spliced in before the deeper blocks (``encode_text_embeddings``).
+                   deep: DeepTextPrompts | None = None, shared: int = 0) -> torch.Tensor:
+    """Text features [N, E] of prompt embeddings [N, L, W] ([G, C, E] of G prompt sets [G, C, L, W]: CoCoOp's
+    one per image), ``chunk`` prompts at a time (None: all at once); ``deep``: deep text prompts spliced in before
+    the deeper blocks (``encode_text_embeddings``).
 
-    With gradients on and more prompts than ``chunk``, each chunk runs under activation checkpointing: its
-    activations are recomputed in backward instead of kept, so memory grows with the chunk, not the class count.
+    ``shared``: how many leading positions every prompt of a set has in common (the same tensor for every
+    class: a context shared by all classes). Where the tower allows (``shares_prefix``) they are computed once
+    per set, not once per prompt (``shared_prefix``). With gradients on and more prompts than ``chunk``, each
+    chunk runs under activation checkpointing: its activations are recomputed in backward instead of kept, so
+    memory grows with the chunk, not the class count.
     """
+    if shared and shares_prefix(model):
+        sets = embeddings if embeddings.dim() == 4 else embeddings.unsqueeze(0)
+        out = _encode_with_shared_prefix(model, sets[:, 0, :shared], sets[:, :, shared:], eot, chunk, deep)
+        return out if embeddings.dim() == 4 else out[0]
+    if embeddings.dim() == 4:
+        g, c = embeddings.shape[:2]
+        return encode_prompts(model, embeddings.flatten(0, 1), eot.repeat(g), chunk, deep).view(g, c, -1)
     if chunk is None or embeddings.shape[0] <= chunk:
         return encode_text_embeddings(model, embeddings, eot, deep)
     outs = []
@@ -110,6 +122,73 @@ def encode_prompts(model, embeddings: torch.Tensor, eot: torch.Tensor, chunk: in
         else:
             outs.append(encode_text_embeddings(model, emb, idx, deep))
     return torch.cat(outs)
+
+
+def shares_prefix(model) -> bool:
+    """Whether prompts with common leading positions can compute them once: a causal, batch-first text transformer
+    of plain blocks (``blocks.computes_at_one_position``), pooled at the end-of-text token (which follows the shared
+    positions: ``Part.shared_prompt_positions``)."""
+    tower = text_tower(model)
+    transformer = tower.module.transformer
+    return tower.trimmable() and tower.module.attn_mask is not None and getattr(transformer, "batch_first", True) \
+        and all(computes_at_one_position(block) for block in transformer.resblocks)
+
+
+def classes_per_packing(model, shared: int, length: int, chunk: int | None) -> int:
+    """How many prompts of ``length`` positions, ``shared`` of them in common, ``encode_prompts`` packs after one
+    copy of the shared positions (at most ``chunk``; ``PACKED_POSITIONS`` of their own positions); 0 where the
+    tower cannot share them and runs the prompts whole."""
+    if not shared or not shares_prefix(model):
+        return 0
+    per = max(1, PACKED_POSITIONS // (length - shared))
+    return min(chunk, per) if chunk is not None else per
+
+
+def _encode_with_shared_prefix(model, prefix: torch.Tensor, suffix: torch.Tensor, eot: torch.Tensor,
+                               chunk: int | None, deep: DeepTextPrompts | None) -> torch.Tensor:
+    """Features [G, C, E] of prompts [prefix[g], suffix[g, c]]: prefix [G, p, W], suffix [G, C, s, W], pooled
+    at ``eot`` [C] (positions in the whole prompt). Classes are packed ``classes_per_packing`` to a sequence
+    (``shared_prefix``: its masked attention grows with the square of the packing), each packing under activation
+    checkpointing when gradients are on and there are more classes than ``chunk``."""
+    tower = text_tower(model)
+    text = tower.module
+    p, s, n_classes = prefix.shape[1], suffix.shape[2], suffix.shape[1]
+    position = text.positional_embedding[:p + s].to(prefix.dtype)
+    prefix, suffix = prefix + position[:p], suffix + position[p:]
+    step = min(n_classes, classes_per_packing(model, p, p + s, chunk))
+    checkpointed = torch.is_grad_enabled() and chunk is not None and n_classes > chunk
+    outs = []
+    for start in range(0, n_classes, step):
+        args = (text.transformer.resblocks, prefix, suffix[:, start:start + step], eot[start:start + step], deep)
+        if checkpointed:
+            outs.append(checkpoint(_packed_blocks, *args, use_reentrant=False))
+        else:
+            outs.append(_packed_blocks(*args))
+    return tower.project(text.ln_final(torch.cat(outs, dim=1)))
+
+
+def _packed_blocks(blocks, prefix: torch.Tensor, suffix: torch.Tensor, eot: torch.Tensor,
+                   deep: DeepTextPrompts | None) -> torch.Tensor:
+    """The last block's output [G, n, W] at each prompt's pooled position, the n prompts of each set packed after
+    their shared positions (``shared_prefix.pack``), deep prompts spliced in (they must lie in the shared ones)."""
+    p, s, n = prefix.shape[1], suffix.shape[2], suffix.shape[1]
+    x = pack(prefix, suffix)
+    mask = packed_mask(p, s, n, x)
+    rows = pooled_rows(p, s, eot)
+    for i, block in enumerate(blocks):
+        tokens = deep.tokens(i) if deep is not None and i > 0 else None
+        if tokens is not None:
+            start, width = deep.start, tokens.shape[0]
+            if start + width > p:
+                raise ValueError(f"deep text prompts at positions {start}..{start + width - 1} reach past the {p} "
+                                 f"shared leading positions the prompt learner declared "
+                                 f"(Part.shared_prompt_positions)")
+            tokens = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+            x = torch.cat([x[:, :start], tokens, x[:, start + width:]], dim=1)
+        if i == len(blocks) - 1:
+            return outputs_at_rows(block, x, rows, mask)
+        x = block(x, attn_mask=mask)
+    raise ValueError("the text transformer has no blocks")
 
 
 def encode_token_ids(model, tokens: torch.Tensor, chunk: int | None = 128) -> torch.Tensor:

@@ -18,8 +18,8 @@ from torch import nn
 
 from ..backbones.family import logit_bias
 from ..backbones.load import Backbone
-from ..backbones.text import (DeepTextPrompts, average_templates, class_prompts, encode_prompts, prompt_features,
-                              token_frame)
+from ..backbones.text import (DeepTextPrompts, average_templates, class_prompts, classes_per_packing, encode_prompts,
+                              prompt_features, token_frame)
 from .encoders import encode_image, pooled_supported, project_pooled
 from .parts.base import Part, overrides
 from .step import Batch, StepOutput
@@ -232,16 +232,25 @@ class AdaptedCLIP(nn.Module):
         learner = self.prompt_learner
         if learner is not None:
             emb, eot = learner.prompt_embeddings(self, image_features)
-            deep = self.deep_text_prompts(learner)
-            if emb.dim() == 4:  # one prompt set per image (CoCoOp)
-                b, c = emb.shape[:2]
-                flat = encode_prompts(self.clip, emb.flatten(0, 1), eot.repeat(b), self.text_chunk, deep=deep)
-                return flat.view(b, c, -1)
-            return encode_prompts(self.clip, emb, eot, self.text_chunk, deep=deep)
+            # [C, E], or [B, C, E] for one prompt set per image (CoCoOp)
+            return encode_prompts(self.clip, emb, eot, self.text_chunk, deep=self.deep_text_prompts(learner),
+                                  shared=learner.shared_prompt_positions())
         if any(p.modifies_text_encoder for p in self.active_parts):
             feats = prompt_features(self.clip, self.template_tokens, self.text_chunk)
             return average_templates(feats, len(self.classnames), renormalise=False)
         return self.zero_shot_text
+
+    @torch.no_grad()
+    def prompt_packing(self) -> int:
+        """Classes whose prompts the text encoder packs after one copy of their shared leading positions
+        (``Part.shared_prompt_positions``, ``backbones.text.classes_per_packing``); 0 where there is no prompt
+        learner or its prompts run whole."""
+        learner = self.prompt_learner
+        if learner is None or not learner.shared_prompt_positions():
+            return 0
+        emb, _ = learner.prompt_embeddings(self, torch.zeros(1, self.zero_shot_text.shape[1],
+                                                             device=self.zero_shot_text.device))
+        return classes_per_packing(self.clip, learner.shared_prompt_positions(), emb.shape[-2], self.text_chunk)
 
     @torch.no_grad()
     def frozen_image_features(self, batch: Batch) -> torch.Tensor | None:

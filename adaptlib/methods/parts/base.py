@@ -194,6 +194,13 @@ class Part(nn.Module):
         """(token embeddings [C, L, W] or [B, C, L, W], EOT index [C]) of the class prompts (prompt learners)."""
         raise NotImplementedError
 
+    def shared_prompt_positions(self) -> int:
+        """How many leading positions of ``prompt_embeddings`` are one tensor for every class of a prompt set (the
+        tokenizer's prefix, a context shared by all classes, fixed words after it): the text encoder then computes
+        them once per set instead of once per class (``backbones.shared_prefix``). They must all come before the
+        position a prompt is pooled at (its end-of-text token, after the class name). 0 declares none."""
+        return 0
+
     def image_features(self, features: torch.Tensor) -> torch.Tensor:
         """Transform unnormalised image features [B, E] (feature adapters)."""
         return features

@@ -150,3 +150,13 @@ class CoOpPrompt(Part):
     def prompt_embeddings(self, model, image_features):
         n = self.token_prefix.shape[0]
         return self.assemble(self._context(n)), self.eot_index
+
+    def shared_prompt_positions(self) -> int:
+        """The tokenizer's prefix, then (one context for all classes) the context before the first class token
+        and, class token at the end, the fixed words after the context."""
+        start = self._frame.prefix
+        if self.config.class_specific or self.config.class_token_position == "front":
+            return start
+        if self.config.class_token_position == "middle":
+            return start + self.n_ctx // 2
+        return start + self.n_ctx + len(self.fixed_words.split())

@@ -82,5 +82,8 @@ class DeepTextPrompt(Part):
     def prompt_embeddings(self, model, image_features):
         return self.prompt.prompt_embeddings(model, image_features)
 
+    def shared_prompt_positions(self) -> int:
+        return self.prompt.shared_prompt_positions()
+
     def text_tokens(self, layer: int) -> torch.Tensor | None:
         return self.deep[layer - 1] if 1 <= layer <= len(self.deep) else None
