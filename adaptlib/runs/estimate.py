@@ -45,7 +45,7 @@ from ..data.benchmarks import BENCHMARKS
 from ..data.registry import get_dataset, is_embedded, is_folder_dataset
 from ..methods import build_model
 from ..methods.model import AdaptedCLIP
-from ..methods.parts.base import Part
+from ..methods.parts.base import ClassesNotSupported, Part
 from ..methods.step import Batch, TrainFeatures
 from .profile import Profile
 from .spec import RunSpec, recipe_for
@@ -60,14 +60,18 @@ TEST_IMAGES = {"imagenet": 50_000, "caltech101": 2_465, "oxford_pets": 3_669, "s
                "oxford_flowers": 2_463, "food101": 30_300, "fgvc_aircraft": 3_333, "sun397": 19_850, "dtd": 1_692,
                "eurosat": 8_100, "ucf101": 3_783, "imagenet_v2": 10_000, "imagenet_sketch": 50_889,
                "imagenet_a": 7_500, "imagenet_r": 30_000}
-# prompts as the measurement writes them: a two-word class name in CLIP's templates (the real prompts' lengths vary)
+# prompts as the measurement writes them: a class name of four tokens (``_names``) in CLIP's templates (the real
+# prompts' lengths vary)
 MEASURE_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "a drawing of a {}.", "a rendering of a {}.",
                      "a photo of the {}.", "a sketch of a {}.", "art of the {}.")
 TEXT_CHUNK = 128  # AdaptedCLIP's default: more prompts than this run chunked under activation checkpointing
 
 
 def _names(n: int) -> list[str]:
-    return [f"class name{i}" for i in range(n)]
+    """``n`` class names of one length in tokens (a CLIP tokenizer gives each digit a token), so a count at a few
+    classes extrapolates exactly to many."""
+    width = max(3, len(str(n - 1)))
+    return [f"class {i:0{width}d}" for i in range(n)]
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -307,14 +311,12 @@ class FlopCounter:
 
     def _count_packings(self, spec: RunSpec, cost: MethodCost, models: dict[int, AdaptedCLIP], templates: int
                         ) -> None:
-        """The text features of packed prompts, counted per packing size (forward + backward; a checkpointed
-        packing's recomputed forward as the forward's share, ``recompute_ratio``): exact within one packing. Packings
-        are sized by the measurement's two-word class names, so beyond one packing the count is approximate: a run
-        whose names are longer packs fewer classes together (measured on the test model for CoOp: -3.9% at 60
-        classes, -12.5% at 130)."""
-        seen: dict[tuple[int, bool], tuple[float, float]] = {}
+        """The text features of packed prompts (forward + backward; a checkpointed packing's recomputed forward as
+        the forward's share, ``recompute_ratio``). Their FLOPs are a quadratic in a packing's class count (its
+        positions, and its attention over them) and linear in the batch, so they are counted at 1-3 classes x 1-2
+        images and extrapolated: exact while the measurement's class names have one length (``_names``)."""
 
-        def counted(model: AdaptedCLIP, batch: int, backward: bool) -> float:
+        def counted(model: AdaptedCLIP, batch: int, backward: bool = True) -> float:
             image = F.normalize(torch.randn(batch, self.dim), dim=-1)
             if backward:
                 flops = count_flops(lambda: model.text_features_raw(image).float().sum().backward())
@@ -324,19 +326,28 @@ class FlopCounter:
             model.zero_grad(set_to_none=True)
             return flops
 
-        def text_flops(batch: int, n: int, backward: bool = True) -> float:
-            """Linear in the batch (one packing per image for conditional prompts): counted at 1 and 2 images."""
-            if (n, backward) not in seen:
-                model = models[n] if n in models else self._model(spec, n, templates)
-                _train_mode(model)
-                seen[n, backward] = (counted(model, 1, backward), counted(model, 2, backward))
-            one, two = seen[n, backward]
-            return one + (batch - 1) * (two - one)
+        for model in models.values():
+            _train_mode(model)
+        counts = {(b, n): counted(models[n], b) for b in (1, 2) for n in (1, 2)}
+        cost.packing = models[2].prompt_packing()
+        cost.recompute_ratio = counted(models[2], 1, backward=False) / counts[1, 2]
+        three = models[2]
+        try:  # the 2-class model given 3 classes (no second backbone copy)
+            with torch.no_grad():
+                three.set_classes(_names(3))
+        except ClassesNotSupported:  # class-specific context: a model of its own
+            three = self._model(spec, 3, templates)
+        _train_mode(three)
+        counts.update({(b, 3): counted(three, b) for b in (1, 2)})
+
+        def text_flops(batch: int, n: int) -> float:
+            def at(b: int) -> float:
+                one, two, three = counts[b, 1], counts[b, 2], counts[b, 3]
+                return one + (n - 1) * (two - one) + (n - 1) * (n - 2) / 2 * (three - 2 * two + one)
+            return at(1) + (batch - 1) * (at(2) - at(1))
 
         cost.packed_text = text_flops
-        cost.packed_fit = _bilinear({(b, c): text_flops(b, c) for b in (1, 2) for c in (1, 2)})
-        cost.packing = models[2].prompt_packing()
-        cost.recompute_ratio = text_flops(1, 2, backward=False) / text_flops(1, 2)
+        cost.packed_fit = _bilinear({(b, c): counts[b, c] for b in (1, 2) for c in (1, 2)})
 
     def _direct(self, model: AdaptedCLIP) -> Callable[[int, int, int], float]:
         """Steps whose cost grows with the training set, counted at the run's own classes and shots (batch 2,
