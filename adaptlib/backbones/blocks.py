@@ -31,3 +31,13 @@ def output_at(block: nn.Module, x: torch.Tensor, rows: torch.Tensor, blocked: to
     attended = block.attn(query, h, h, need_weights=False, key_padding_mask=blocked)[0]
     y = x[n, rows].unsqueeze(1) + block.ls_1(attended)
     return y + block.ls_2(block.mlp(block.ln_2(y)))
+
+
+def outputs_at_rows(block: nn.Module, x: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``block(x, attn_mask=mask)`` at positions ``rows`` [R] of every sequence of ``x`` [G, T, W]: [G, R, W]. The
+    attention runs with those rows as its only queries (``output_at`` for the same rows of every sequence, under a
+    whole mask [T, T])."""
+    h = block.ln_1(x)
+    attended = block.attn(h[:, rows], h, h, need_weights=False, attn_mask=mask[rows])[0]
+    y = x[:, rows] + block.ls_1(attended)
+    return y + block.ls_2(block.mlp(block.ln_2(y)))

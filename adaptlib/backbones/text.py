@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .blocks import computes_at_one_position, output_at
+from .blocks import computes_at_one_position, output_at, outputs_at_rows
 from .family import UnsupportedBackboneError, text_tower
 from .load import Backbone
-from .shared_prefix import PACKED_POSITIONS, outputs_at_rows, pack, packed_mask, pooled_rows
+from .shared_prefix import PACKED_POSITIONS, pack, packed_mask, pooled_rows
 
 
 def tokenize(backbone: Backbone, texts: Sequence[str]) -> torch.Tensor:
@@ -47,6 +47,19 @@ class DeepTextPrompts:
     tokens: Callable[[int], torch.Tensor | None]
     start: int
 
+    def splice(self, block: int, x: torch.Tensor, within: int | None = None) -> torch.Tensor:
+        """``x`` [N, L, W], block ``block``'s input, with that block's tokens in place (none before block 0);
+        ``within``: the positions they must lie before (the shared ones of packed prompts)."""
+        tokens = self.tokens(block) if block > 0 else None
+        if tokens is None:
+            return x
+        start, n = self.start, tokens.shape[0]
+        if within is not None and start + n > within:
+            raise ValueError(f"deep text prompts at positions {start}..{start + n - 1} reach past the {within} "
+                             f"shared leading positions the prompt learner declared (Part.shared_prompt_positions)")
+        tokens = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+        return torch.cat([x[:, :start], tokens, x[:, start + n:]], dim=1)
+
 
 def _blocks_at_pooled_token(transformer, x: torch.Tensor, mask: torch.Tensor | None, pooled: torch.Tensor,
                             deep: DeepTextPrompts | None) -> torch.Tensor:
@@ -56,11 +69,8 @@ def _blocks_at_pooled_token(transformer, x: torch.Tensor, mask: torch.Tensor | N
         raise UnsupportedBackboneError("deep text prompts need a batch-first text transformer (open_clip >= 2.24)")
     blocks = transformer.resblocks
     for i, block in enumerate(blocks):
-        tokens = deep.tokens(i) if deep is not None and i > 0 else None
-        if tokens is not None:
-            start, n = deep.start, tokens.shape[0]
-            tokens = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-            x = torch.cat([x[:, :start], tokens, x[:, start + n:]], dim=1)
+        if deep is not None:
+            x = deep.splice(i, x)
         if i == len(blocks) - 1 and computes_at_one_position(block):
             positions = torch.arange(x.shape[1], device=x.device)
             blocked = positions[None, :] > pooled[:, None] if mask is not None else None  # the causal mask's row
@@ -176,15 +186,8 @@ def _packed_blocks(blocks, prefix: torch.Tensor, suffix: torch.Tensor, eot: torc
     mask = packed_mask(p, s, n, x)
     rows = pooled_rows(p, s, eot)
     for i, block in enumerate(blocks):
-        tokens = deep.tokens(i) if deep is not None and i > 0 else None
-        if tokens is not None:
-            start, width = deep.start, tokens.shape[0]
-            if start + width > p:
-                raise ValueError(f"deep text prompts at positions {start}..{start + width - 1} reach past the {p} "
-                                 f"shared leading positions the prompt learner declared "
-                                 f"(Part.shared_prompt_positions)")
-            tokens = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-            x = torch.cat([x[:, :start], tokens, x[:, start + width:]], dim=1)
+        if deep is not None:
+            x = deep.splice(i, x, within=p)
         if i == len(blocks) - 1:
             return outputs_at_rows(block, x, rows, mask)
         x = block(x, attn_mask=mask)
